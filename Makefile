@@ -1,0 +1,45 @@
+# hwlenet: `make demo` runs the main flow on the shipped model, `make test` runs the whole suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DATA ?= $(or $(HWLENET_DATA),$(abspath $(wildcard ../shared/datasets/mnist)))
+DEMO := demo
+
+.PHONY: venv demo test tools clean
+
+venv: $(STAMP) tools
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install torch==2.13.0
+	$(BIN)/pip install -e '.[dev]'
+	touch $(STAMP)
+
+# Verilator and Icarus Verilog come from the system's packages.
+tools:
+	@missing=""; \
+	command -v verilator >/dev/null || missing="$$missing verilator"; \
+	command -v iverilog >/dev/null || missing="$$missing iverilog"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update && apt-get install -y $$missing; \
+	  else \
+	    echo "hwlenet: missing$$missing; install with: sudo apt-get install -y$$missing" >&2; \
+	  fi; \
+	fi
+
+demo: venv
+	@test -n "$(DATA)" || { echo "set HWLENET_DATA or DATA to the MNIST folder" >&2; exit 1; }
+	mkdir -p $(DEMO)
+	$(BIN)/hwlenet evaluate lenet5-classic --data-dir $(DATA) --json $(DEMO)/evaluate.json
+	$(BIN)/hwlenet quantize lenet5-classic --bits 8 --data-dir $(DATA) --out $(DEMO)/q.npz
+	$(BIN)/hwlenet simulate $(DEMO)/q.npz --data-dir $(DATA) --json $(DEMO)/simulate.json \
+	  --plot $(DEMO)/layers.png
+
+test: venv
+	HWLENET_DATA=$(DATA) $(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(DEMO) .pytest_cache

@@ -1,0 +1,187 @@
+"""The ``hwlenet`` command line: parses arguments and calls the library."""
+
+import json
+from pathlib import Path
+
+import click
+
+from .errors import HwlenetError
+
+MODEL_HELP = "a checkpoint path or a shipped model: lenet5-classic (default) or lenet5-relu"
+
+
+class _Group(click.Group):
+    """Reports :class:`HwlenetError` as a one-line error with exit status 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except HwlenetError as error:
+            raise click.ClickException(str(error)) from None
+
+
+def write_json(path, payload):
+    """Write ``payload`` as indented, key-sorted JSON when ``path`` is given."""
+    if path:
+        try:
+            Path(path).write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+        except OSError as error:
+            raise HwlenetError(f"cannot write {path}: {error.strerror}") from None
+
+
+data_dir_option = click.option(
+    "--data-dir", type=click.Path(file_okay=False), default=None,
+    help="folder with the MNIST IDX files (default: $HWLENET_DATA)",
+)
+json_option = click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
+                           help="also write the results as JSON to this file")
+limit_option = click.option("--limit", type=click.IntRange(min=1), default=None,
+                            help="use only the first N test images")
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="hwlenet")
+def main():
+    """hwlenet: LeNet-5 from float to bit-exact fixed point and RTL, with open tools only."""
+
+
+@main.command()
+@click.option("--arch", type=click.Choice(["classic", "relu"]), default="classic", show_default=True)
+@data_dir_option
+@click.option("--epochs", type=click.IntRange(min=1), default=40, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="checkpoint to write")
+@json_option
+def train(arch, data_dir, epochs, seed, batch_size, lr, out, json_path):
+    """Train a float LeNet-5 with augmentation and write a checkpoint."""
+    import torch
+
+    from .checkpoint import save_checkpoint
+    from .data import load_mnist
+    from .train import train_model
+
+    torch.manual_seed(seed)
+    train_split = load_mnist("train", data_dir)
+    test_split = load_mnist("test", data_dir)
+    model, meta = train_model(arch, train_split, test_split, epochs=epochs, seed=seed,
+                              batch_size=batch_size, lr=lr)
+    meta["command"] = (f"hwlenet train --arch {arch} --epochs {epochs} --seed {seed} "
+                       f"--batch-size {batch_size} --lr {lr}")
+    save_checkpoint(model, out, meta)
+    click.echo(f"{arch}: test accuracy {meta['test_accuracy']:.4f} on {meta['test_images']} "
+               f"images; wrote {out}")
+    write_json(json_path, {"model": str(out), **meta})
+
+
+@main.command()
+@click.argument("model", required=False, default=None)
+@data_dir_option
+@limit_option
+@json_option
+def evaluate(model, data_dir, limit, json_path):
+    """Float accuracy of MODEL on the MNIST test set.
+
+    MODEL is a checkpoint path or a shipped model: lenet5-classic (default) or lenet5-relu.
+    """
+    from .checkpoint import resolve_model
+    from .data import load_mnist
+    from .train import evaluate_model
+
+    float_model, meta, label = resolve_model(model)
+    test_split = load_mnist("test", data_dir).head(limit)
+    accuracy = evaluate_model(float_model, test_split)
+    click.echo(f"{label} ({float_model.arch}): float accuracy {accuracy:.4f} "
+               f"on {len(test_split)} test images")
+    write_json(json_path, {"model": label, "arch": float_model.arch, "images": len(test_split),
+                           "accuracy": accuracy})
+
+
+def _bits_option(name, help_text):
+    return click.option(name, type=int, default=None, help=help_text)
+
+
+@main.command()
+@click.argument("model", required=False, default=None)
+@click.option("--bits", type=int, default=8, show_default=True,
+              help="width of weights and activations, 2..32")
+@_bits_option("--weight-bits", "weight width (default: --bits)")
+@_bits_option("--act-bits", "activation width (default: --bits)")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="JSON file of per-layer format overrides")
+@click.option("--rounding", type=click.Choice(["half_up", "half_even", "floor"]),
+              default="half_up", show_default=True)
+@click.option("--overflow", type=click.Choice(["saturate", "wrap"]), default="saturate",
+              show_default=True)
+@click.option("--calib", type=int, default=1000, show_default=True,
+              help="number of training images for calibration")
+@click.option("--calib-method", type=click.Choice(["maxabs", "percentile"]), default="maxabs",
+              show_default=True)
+@click.option("--percentile", type=float, default=99.99, show_default=True)
+@data_dir_option
+@click.option("--out", type=click.Path(dir_okay=False), required=True,
+              help="quantized artifact to write (.npz)")
+@json_option
+def quantize(model, bits, weight_bits, act_bits, config_path, rounding, overflow, calib,
+             calib_method, percentile, data_dir, out, json_path):
+    """Quantize MODEL to fixed point and write the artifact every later stage obeys.
+
+    MODEL is a checkpoint path or a shipped model: lenet5-classic (default) or lenet5-relu.
+    """
+    from .checkpoint import resolve_model
+    from .data import load_mnist
+    from .quant.artifact import save_artifact
+    from .quant.quantize import load_config, quantize_model, validate_bits
+
+    validate_bits("--bits", bits)
+    weight_bits = validate_bits("--weight-bits", bits if weight_bits is None else weight_bits)
+    act_bits = validate_bits("--act-bits", bits if act_bits is None else act_bits)
+    if calib < 1:
+        raise HwlenetError(f"--calib must be at least 1 image, not {calib}")
+    config = load_config(config_path)
+    float_model, meta, label = resolve_model(model)
+    train_split = load_mnist("train", data_dir).head(calib)
+    qmodel = quantize_model(
+        float_model, train_split.images, weight_bits, act_bits, rounding, overflow,
+        calib_method, percentile, config,
+        provenance={"model": label, "model_meta": meta, "calibration_split": "train"},
+    )
+    save_artifact(qmodel, out)
+    click.echo(f"{label}: W{weight_bits}A{act_bits} {rounding}/{overflow}, calibrated on "
+               f"{len(train_split)} training images; wrote {out}")
+    for layer in qmodel.layers:
+        if layer.has_weights:
+            click.echo(f"  {layer.name:4} w {layer.weight_format}  out {layer.output_format}  "
+                       f"acc {layer.accumulator_width} bits")
+    write_json(json_path, {"artifact": str(out), "model": label, **qmodel.manifest()})
+
+
+@main.command()
+@click.argument("qmodel", type=click.Path(dir_okay=False))
+@data_dir_option
+@limit_option
+@json_option
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
+              help="draw per-layer SQNR and error to this PNG")
+def simulate(qmodel, data_dir, limit, json_path, plot_path):
+    """Bit-accurate simulation of QMODEL on the test set, against its float model."""
+    from .data import load_mnist
+    from .quant.artifact import load_artifact
+    from .sim.simulator import compare_with_float
+
+    artifact = load_artifact(qmodel)
+    test_split = load_mnist("test", data_dir).head(limit)
+    report = compare_with_float(artifact, test_split.images, test_split.labels, progress=True)
+    click.echo(f"{qmodel} ({artifact.arch}) on {report['images']} test images: float accuracy "
+               f"{report['float_accuracy']:.4f}, fixed accuracy {report['fixed_accuracy']:.4f}, "
+               f"agreement {report['agreement']:.4f}")
+    for row in report["layers"]:
+        click.echo(f"  {row['name']:4} SQNR {row['sqnr_db']:6.2f} dB   max |error| "
+                   f"{row['max_abs_error']:.4g}")
+    if plot_path:
+        from .plots import plot_layer_errors
+
+        plot_layer_errors(report, plot_path, title=f"{qmodel} ({artifact.arch})")
+        click.echo(f"wrote {plot_path}")
+    write_json(json_path, {"artifact": str(qmodel), "arch": artifact.arch, **report})

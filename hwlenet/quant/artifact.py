@@ -1,0 +1,345 @@
+"""The quantized artifact: hwlenet's contract between quantizer, simulators and RTL.
+
+An artifact is a ``.npz`` file with a JSON ``manifest`` and integer tensors. It fixes every
+number the executions use; none of them derives a format, a shift or a table of its own.
+
+Integer semantics of one layer, with ``x`` the integer input (format ``input_format``):
+
+``conv`` / ``dense``
+    ``acc[m] = sum_k weight[m, k] * x[k] + (bias[m] << (acc_frac - bias_format.frac))``
+    over the kernel window (``conv``: stride 1, zero padding of ``padding`` pixels), where
+    ``acc_frac = weight_format.frac + input_format.frac``.
+``subsample``
+    ``acc[c] = weight[c] * (x00 + x01 + x10 + x11) + (bias[c] << ...)`` over each 2x2 block.
+``maxpool``
+    ``y = max(x00, x01, x10, x11)`` over each 2x2 block; the format is unchanged.
+
+then, by ``activation``:
+
+``none``
+    ``y = requantize(acc, acc_frac, output_format)``
+``relu``
+    ``y = requantize(max(acc, 0), acc_frac, output_format)``
+``tanh``
+    ``i = requantize(acc, acc_frac, pre_format)``; ``y = lut[i - pre_format.min_int]``; the
+    table holds ``2**pre_format.width`` integers of ``output_format``.
+
+``requantize`` is :func:`hwlenet.quant.fixed.requantize_int`: shift with the target format's
+rounding, then saturate or wrap with its overflow mode. ``accumulator_width`` is a width in
+which ``acc`` can never overflow for these weights and any input of ``input_format``.
+"""
+
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import HwlenetError
+from .fixed import FixedFormat
+
+__all__ = [
+    "ARTIFACT_FORMAT",
+    "ARTIFACT_VERSION",
+    "LAYER_KINDS",
+    "QLayer",
+    "QuantizedModel",
+    "accumulator_bound",
+    "load_artifact",
+    "save_artifact",
+]
+
+ARTIFACT_FORMAT = "hwlenet-quantized"
+ARTIFACT_VERSION = 1
+LAYER_KINDS = ("conv", "dense", "subsample", "maxpool")
+ACTIVATIONS = ("none", "relu", "tanh")
+MAX_ACCUMULATOR_WIDTH = 63
+MAX_LUT_WIDTH = 16
+
+
+@dataclass(eq=False)
+class QLayer:
+    """One layer of a quantized model (see the module docstring for its integer semantics)."""
+
+    name: str
+    kind: str
+    in_shape: tuple
+    out_shape: tuple
+    input_format: FixedFormat
+    output_format: FixedFormat
+    activation: str = "none"
+    weight: np.ndarray = None
+    weight_format: FixedFormat = None
+    bias: np.ndarray = None
+    bias_format: FixedFormat = None
+    padding: int = 0
+    accumulator_width: int = 0
+    pre_format: FixedFormat = None
+    lut: np.ndarray = None
+
+    @property
+    def has_weights(self):
+        return self.kind in ("conv", "dense", "subsample")
+
+    @property
+    def acc_frac(self):
+        """Fractional bits of the accumulator: weight frac plus input frac."""
+        return self.weight_format.frac + self.input_format.frac
+
+    @property
+    def bias_shift(self):
+        """Left shift that aligns a bias integer with the accumulator."""
+        return self.acc_frac - self.bias_format.frac
+
+    def aligned_bias(self):
+        """Biases as accumulator integers (int64)."""
+        return self.bias.astype(np.int64) << np.int64(self.bias_shift)
+
+    def requant_format(self):
+        """The format ``acc`` is requantized to: the LUT index for tanh, else the output."""
+        return self.pre_format if self.activation == "tanh" else self.output_format
+
+    def macs(self):
+        """Multiply-accumulates per image, counting every weight slot (zeros included)."""
+        if self.kind == "conv":
+            return int(self.weight.size * self.out_shape[1] * self.out_shape[2])
+        if self.kind == "dense":
+            return int(self.weight.size)
+        return 0
+
+
+def accumulator_bound(layer):
+    """The largest ``|acc|`` the layer can produce for any input of its input format."""
+    x_max = layer.input_format.max_abs_int
+    weight = np.abs(layer.weight.astype(object))
+    if layer.kind == "subsample":
+        fan = weight * 4
+    else:
+        fan = weight.reshape(weight.shape[0], -1).sum(axis=1)
+    bias = np.abs(layer.aligned_bias().astype(object))
+    return int(max(fan * x_max + bias))
+
+
+def _fmt_or_none(fmt):
+    return fmt.to_dict() if fmt is not None else None
+
+
+@dataclass(eq=False)
+class QuantizedModel:
+    """A whole quantized network: input format, layers, provenance and the float source."""
+
+    arch: str
+    input_format: FixedFormat
+    layers: list
+    provenance: dict = field(default_factory=dict)
+    float_state: dict = field(default_factory=dict)
+
+    def layer(self, name):
+        """The layer called ``name``."""
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise HwlenetError(f"no layer {name!r}; layers: {', '.join(self.layer_names)}")
+
+    @property
+    def layer_names(self):
+        return [layer.name for layer in self.layers]
+
+    def manifest(self):
+        """The JSON-ready description of everything but the tensor contents."""
+        layers = []
+        for layer in self.layers:
+            entry = {
+                "name": layer.name, "kind": layer.kind, "activation": layer.activation,
+                "in_shape": list(layer.in_shape), "out_shape": list(layer.out_shape),
+                "input_format": layer.input_format.to_dict(),
+                "output_format": layer.output_format.to_dict(),
+            }
+            if layer.has_weights:
+                entry.update({
+                    "weight_format": layer.weight_format.to_dict(),
+                    "bias_format": layer.bias_format.to_dict(),
+                    "padding": layer.padding,
+                    "accumulator": {"width": layer.accumulator_width, "frac": layer.acc_frac},
+                    "pre_format": _fmt_or_none(layer.pre_format),
+                })
+            layers.append(entry)
+        return {
+            "format": ARTIFACT_FORMAT, "version": ARTIFACT_VERSION, "arch": self.arch,
+            "input_format": self.input_format.to_dict(), "layers": layers,
+            "provenance": self.provenance,
+        }
+
+    def validate(self):
+        """Check the model's internal consistency; raise :class:`HwlenetError` if it fails."""
+        previous = self.input_format
+        shape = None
+        for layer in self.layers:
+            where = f"layer {layer.name}"
+            if layer.kind not in LAYER_KINDS:
+                raise HwlenetError(f"{where}: unknown kind {layer.kind!r}")
+            if layer.activation not in ACTIVATIONS:
+                raise HwlenetError(f"{where}: unknown activation {layer.activation!r}")
+            if layer.input_format != previous:
+                raise HwlenetError(f"{where}: input format {layer.input_format} does not match "
+                                   f"the previous output {previous}")
+            if shape is not None and int(np.prod(layer.in_shape)) != int(np.prod(shape)):
+                raise HwlenetError(f"{where}: input shape {layer.in_shape} does not follow {shape}")
+            if layer.has_weights:
+                self._validate_weighted(layer, where)
+            elif layer.output_format != layer.input_format or layer.activation != "none":
+                raise HwlenetError(f"{where}: max-pooling keeps its input format")
+            previous, shape = layer.output_format, layer.out_shape
+        if self.layers and tuple(self.layers[-1].out_shape) != (10,):
+            raise HwlenetError("the last layer must produce 10 logits")
+
+    @staticmethod
+    def _validate_weighted(layer, where):
+        for label, tensor, fmt in (("weight", layer.weight, layer.weight_format),
+                                   ("bias", layer.bias, layer.bias_format)):
+            if tensor is None or fmt is None:
+                raise HwlenetError(f"{where}: missing {label}")
+            if tensor.size and (tensor.min() < fmt.min_int or tensor.max() > fmt.max_int):
+                raise HwlenetError(f"{where}: {label} integers exceed their format {fmt}")
+        expected = {
+            "conv": (layer.out_shape[0], layer.in_shape[0]),
+            "dense": (layer.out_shape[0], int(np.prod(layer.in_shape))),
+            "subsample": (layer.in_shape[0],),
+        }[layer.kind]
+        if tuple(layer.weight.shape[: len(expected)]) != expected:
+            raise HwlenetError(f"{where}: weight shape {layer.weight.shape} does not fit "
+                               f"{layer.in_shape} -> {layer.out_shape}")
+        if layer.bias.shape != (layer.out_shape[0],):
+            raise HwlenetError(f"{where}: bias shape {layer.bias.shape} != ({layer.out_shape[0]},)")
+        if layer.bias_shift < 0:
+            raise HwlenetError(f"{where}: bias has more fractional bits than the accumulator")
+        if not 2 <= layer.accumulator_width <= MAX_ACCUMULATOR_WIDTH:
+            raise HwlenetError(f"{where}: accumulator width {layer.accumulator_width} is outside "
+                               f"2..{MAX_ACCUMULATOR_WIDTH}")
+        widening = layer.requant_format().frac - layer.acc_frac
+        if widening > 0 and layer.accumulator_width + widening > MAX_ACCUMULATOR_WIDTH:
+            raise HwlenetError(f"{where}: shifting the accumulator left by {widening} bits "
+                               f"exceeds {MAX_ACCUMULATOR_WIDTH} bits")
+        needed = accumulator_bound(layer).bit_length() + 1
+        if layer.accumulator_width < needed:
+            raise HwlenetError(f"{where}: accumulator of {layer.accumulator_width} bits can "
+                               f"overflow; these weights need {needed}")
+        if layer.activation == "tanh":
+            pre, lut = layer.pre_format, layer.lut
+            if pre is None or lut is None:
+                raise HwlenetError(f"{where}: tanh needs a pre-activation format and a table")
+            if pre.width > MAX_LUT_WIDTH:
+                raise HwlenetError(f"{where}: table index of {pre.width} bits exceeds "
+                                   f"{MAX_LUT_WIDTH}")
+            if lut.shape != (1 << pre.width,):
+                raise HwlenetError(f"{where}: table has {lut.size} entries, not 2**{pre.width}")
+            out = layer.output_format
+            if lut.min() < out.min_int or lut.max() > out.max_int:
+                raise HwlenetError(f"{where}: table values exceed the output format {out}")
+
+
+def save_artifact(qmodel, path):
+    """Write ``qmodel`` to ``path`` (``.npz``); the same model gives the same bytes."""
+    qmodel.validate()
+    arrays = {"manifest": np.array(json.dumps(qmodel.manifest(), sort_keys=True))}
+    for layer in qmodel.layers:
+        if layer.has_weights:
+            arrays[f"{layer.name}.weight"] = layer.weight.astype(np.int64)
+            arrays[f"{layer.name}.bias"] = layer.bias.astype(np.int64)
+            if layer.lut is not None:
+                arrays[f"{layer.name}.lut"] = layer.lut.astype(np.int64)
+    for key, value in qmodel.float_state.items():
+        arrays[f"float/{key}"] = np.asarray(value, dtype=np.float32)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    try:
+        Path(path).write_bytes(buffer.getvalue())
+    except OSError as error:
+        raise HwlenetError(f"cannot write {path}: {error.strerror}") from None
+
+
+def _shape(value, where):
+    if not isinstance(value, list) or not all(isinstance(v, int) and v > 0 for v in value):
+        raise HwlenetError(f"{where}: bad shape {value!r}")
+    return tuple(value)
+
+
+def load_artifact(path):
+    """Read and validate an artifact written by :func:`save_artifact`.
+
+    Raises
+    ------
+    HwlenetError
+        When the file is missing, not an artifact, of another version, or inconsistent.
+    """
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+        manifest = json.loads(str(arrays.pop("manifest")))
+    except FileNotFoundError:
+        raise HwlenetError(f"no such artifact: {path}") from None
+    except KeyError:
+        raise HwlenetError(f"{path}: not a quantized artifact (no manifest)") from None
+    except Exception as error:  # numpy/zipfile/json raise many types for damaged files
+        raise HwlenetError(f"{path}: not a readable quantized artifact ({error})") from None
+    try:
+        qmodel = _from_manifest(manifest, arrays, path)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise HwlenetError(f"{path}: malformed manifest ({type(error).__name__}: {error})") from None
+    try:
+        qmodel.validate()
+    except HwlenetError as error:
+        raise HwlenetError(f"{path}: {error}") from None
+    return qmodel
+
+
+def _from_manifest(manifest, arrays, path):
+    if not isinstance(manifest, dict) or manifest.get("format") != ARTIFACT_FORMAT:
+        raise HwlenetError(f"{path}: not a quantized artifact")
+    if manifest.get("version") != ARTIFACT_VERSION:
+        raise HwlenetError(f"{path}: artifact version {manifest.get('version')!r} is not "
+                           f"supported (this hwlenet reads {ARTIFACT_VERSION})")
+    from ..models import ARCHITECTURES
+
+    if manifest["arch"] not in ARCHITECTURES:
+        raise HwlenetError(f"{path}: unknown architecture {manifest['arch']!r}")
+
+    def tensor(name):
+        if name not in arrays:
+            raise HwlenetError(f"{path}: tensor {name} is missing")
+        array = arrays[name]
+        if array.dtype != np.int64:
+            raise HwlenetError(f"{path}: tensor {name} is {array.dtype}, not int64")
+        return array
+
+    layers = []
+    for entry in manifest["layers"]:
+        name = entry["name"]
+        layer = QLayer(
+            name=name, kind=entry["kind"], activation=entry["activation"],
+            in_shape=_shape(entry["in_shape"], name), out_shape=_shape(entry["out_shape"], name),
+            input_format=FixedFormat.from_dict(entry["input_format"]),
+            output_format=FixedFormat.from_dict(entry["output_format"]),
+        )
+        if layer.has_weights:
+            layer.weight = tensor(f"{name}.weight")
+            layer.bias = tensor(f"{name}.bias")
+            layer.weight_format = FixedFormat.from_dict(entry["weight_format"])
+            layer.bias_format = FixedFormat.from_dict(entry["bias_format"])
+            layer.padding = int(entry["padding"])
+            layer.accumulator_width = int(entry["accumulator"]["width"])
+            if entry["accumulator"]["frac"] != layer.acc_frac:
+                raise HwlenetError(f"{path}: layer {name}: accumulator frac disagrees with "
+                                   "weight and input formats")
+            if entry["pre_format"] is not None:
+                layer.pre_format = FixedFormat.from_dict(entry["pre_format"])
+                layer.lut = tensor(f"{name}.lut")
+        layers.append(layer)
+    float_state = {key[len("float/"):]: value for key, value in arrays.items()
+                   if key.startswith("float/")}
+    return QuantizedModel(
+        arch=manifest["arch"], input_format=FixedFormat.from_dict(manifest["input_format"]),
+        layers=layers, provenance=manifest.get("provenance", {}), float_state=float_state,
+    )

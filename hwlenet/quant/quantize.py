@@ -1,0 +1,263 @@
+"""From a float LeNet-5 and calibration images to a :class:`QuantizedModel`.
+
+Formats are chosen per layer:
+
+* the input is the raw pixel, ``u8.0``; the normalisation ``(p/255 - mean)/std`` is folded into
+  the first convolution's weights and bias (padding pixels are 0 in both models, so the fold is
+  exact);
+* weights and biases get the most fractional bits that hold their largest magnitude; a bias
+  never gets more fractional bits than the accumulator it is added to;
+* activations get the fractional bits that hold the calibrated range (max-abs or a percentile);
+  ReLU outputs are unsigned; logits keep ``max(act_bits, 16)`` bits;
+* tanh layers requantize to a table index of ``min(act_bits + 2, 12)`` bits covering the range
+  where the output is not yet saturated, and the table maps every index to ``act_bits`` bits
+  with ``act_bits - 2`` fractional bits (``|1.7159 tanh| < 2``);
+* every accumulator is as wide as the worst case of its actual weights demands.
+
+A JSON config overrides any of a layer's ``weight``, ``bias``, ``pre`` or ``output`` formats::
+
+    {"layers": {"c1": {"weight": {"width": 6}, "output": {"width": 10, "frac": 6}}}}
+
+A width without a frac gets the frac that fits the layer's range.
+"""
+
+import json
+import math
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..errors import HwlenetError
+from ..models import MNIST_MEAN, MNIST_STD, TANH_AMPLITUDE, TANH_SLOPE
+from .artifact import (MAX_ACCUMULATOR_WIDTH, QLayer, QuantizedModel, accumulator_bound)
+from .fixed import MAX_WIDTH, FixedFormat
+
+__all__ = ["CALIBRATION_METHODS", "load_config", "quantize_model", "validate_bits"]
+
+CALIBRATION_METHODS = ("maxabs", "percentile")
+FORMAT_KEYS = ("weight", "bias", "pre", "output")
+LOGIT_MIN_BITS = 16
+LUT_MAX_DEFAULT_BITS = 12
+
+
+def validate_bits(name, bits):
+    """Reject a bit width outside 2..32 with a message naming the option."""
+    if not isinstance(bits, int) or isinstance(bits, bool) or not 2 <= bits <= MAX_WIDTH:
+        raise HwlenetError(f"{name} must be an integer from 2 to {MAX_WIDTH}, not {bits!r}")
+    return bits
+
+
+def load_config(path):
+    """Read a per-layer format config (JSON); ``None`` gives an empty config."""
+    if path is None:
+        return {}
+    try:
+        with open(path) as handle:
+            config = json.load(handle)
+    except OSError as error:
+        raise HwlenetError(f"cannot read config {path}: {error.strerror}") from None
+    except json.JSONDecodeError as error:
+        raise HwlenetError(f"config {path} is not valid JSON: {error}") from None
+    if not isinstance(config, dict) or set(config) - {"layers"}:
+        raise HwlenetError(f"config {path}: expected an object with a 'layers' key")
+    layers = config.get("layers", {})
+    if not isinstance(layers, dict):
+        raise HwlenetError(f"config {path}: 'layers' must map layer names to formats")
+    return config
+
+
+def fitting_format(max_abs, width, signed, rounding, overflow):
+    """The format of ``width`` bits with the most fractional bits that still holds ``max_abs``."""
+    integer_bits = math.floor(math.log2(max_abs)) + 1 if max_abs > 0 else 0
+    frac = width - int(signed) - integer_bits
+    return FixedFormat(width, frac, signed, rounding, overflow)
+
+
+def tanh_saturation(output_format):
+    """The input magnitude beyond which the scaled tanh rounds to its limit in ``output_format``."""
+    margin = output_format.lsb / (2 * TANH_AMPLITUDE)
+    return math.atanh(1 - margin) / TANH_SLOPE
+
+
+def tanh_table(pre_format, output_format):
+    """The table ``lut[i - pre.min_int] = quantize(1.7159 tanh(2/3 i 2**-pre.frac))``."""
+    index = np.arange(pre_format.min_int, pre_format.max_int + 1, dtype=np.int64)
+    values = TANH_AMPLITUDE * np.tanh(TANH_SLOPE * pre_format.to_float(index))
+    return output_format.quantize(values)
+
+
+def _override(auto, spec, max_abs, where):
+    if spec is None:
+        return auto
+    if not isinstance(spec, dict) or set(spec) - {"width", "frac", "signed", "rounding",
+                                                   "overflow"}:
+        raise HwlenetError(f"config for {where}: expected keys width, frac, signed, rounding, "
+                           f"overflow, not {spec!r}")
+    width = spec.get("width", auto.width)
+    if "width" in spec:
+        validate_bits(f"config width of {where}", width)
+    signed = spec.get("signed", auto.signed)
+    rounding = spec.get("rounding", auto.rounding)
+    overflow = spec.get("overflow", auto.overflow)
+    fitted = fitting_format(max_abs, width, signed, rounding, overflow)
+    return FixedFormat(width, spec.get("frac", fitted.frac), signed, rounding, overflow)
+
+
+def _folded_layers(model):
+    """(name, kind, float weight, float bias, padding, activation, in_shape, out_shape) per layer,
+    with the input normalisation folded into the first convolution."""
+    state = {k: v.detach().double().numpy() for k, v in model.state_dict().items()}
+    c1_w = state["c1.weight"] / (255.0 * MNIST_STD)
+    c1_b = state["c1.bias"] - (MNIST_MEAN / MNIST_STD) * state["c1.weight"].sum(axis=(1, 2, 3))
+    if model.arch == "classic":
+        c3_w = model.c3.full_weight().detach().double().numpy()
+        return [
+            ("c1", "conv", c1_w, c1_b, 2, "tanh", (1, 28, 28), (6, 28, 28)),
+            ("s2", "subsample", state["s2.coefficient"], state["s2.bias"], 0, "tanh",
+             (6, 28, 28), (6, 14, 14)),
+            ("c3", "conv", c3_w, state["c3.bias"], 0, "tanh", (6, 14, 14), (16, 10, 10)),
+            ("s4", "subsample", state["s4.coefficient"], state["s4.bias"], 0, "tanh",
+             (16, 10, 10), (16, 5, 5)),
+            ("c5", "dense", state["c5.weight"].reshape(120, 400), state["c5.bias"], 0, "tanh",
+             (16, 5, 5), (120,)),
+            ("f6", "dense", state["f6.weight"], state["f6.bias"], 0, "tanh", (120,), (84,)),
+            ("out", "dense", state["out.weight"], state["out.bias"], 0, "none", (84,), (10,)),
+        ]
+    return [
+        ("c1", "conv", c1_w, c1_b, 2, "relu", (1, 28, 28), (6, 28, 28)),
+        ("p1", "maxpool", None, None, 0, "none", (6, 28, 28), (6, 14, 14)),
+        ("c3", "conv", state["c3.weight"], state["c3.bias"], 0, "relu", (6, 14, 14), (16, 10, 10)),
+        ("p2", "maxpool", None, None, 0, "none", (16, 10, 10), (16, 5, 5)),
+        ("fc1", "dense", state["fc1.weight"], state["fc1.bias"], 0, "relu", (400,), (120,)),
+        ("fc2", "dense", state["fc2.weight"], state["fc2.bias"], 0, "relu", (120,), (84,)),
+        ("out", "dense", state["out.weight"], state["out.bias"], 0, "none", (84,), (10,)),
+    ]
+
+
+def _calibrate(model, images, method, percentile):
+    """Per layer: the calibrated magnitude of its output and (tanh layers) of its input."""
+    with torch.no_grad():
+        pre = {}
+        trace = model.forward_trace(torch.from_numpy(images).float().unsqueeze(1), pre)
+
+    def magnitude(tensor):
+        values = tensor.abs().double().numpy().ravel()
+        if method == "maxabs":
+            return float(values.max())
+        return float(np.percentile(values, percentile))
+
+    return ({name: magnitude(t) for name, t in trace.items()},
+            {name: magnitude(t) for name, t in pre.items()})
+
+
+def quantize_model(model, calibration_images, weight_bits=8, act_bits=8, rounding="half_up",
+                   overflow="saturate", method="maxabs", percentile=99.99, config=None,
+                   provenance=None):
+    """Quantize a float LeNet-5.
+
+    Parameters
+    ----------
+    model : LeNet5Classic or LeNet5Relu
+    calibration_images : numpy.ndarray of uint8, shape (N, 28, 28)
+        Images whose activations set the activation ranges; N >= 1.
+    weight_bits, act_bits : int
+        Widths of weights and activations, 2..32. Biases get ``min(2 * weight_bits, 32)``.
+    rounding, overflow : str
+        Modes of every format (see :mod:`hwlenet.quant.fixed`).
+    method : {"maxabs", "percentile"}
+        Calibration statistic of each activation's magnitude.
+    config : dict, optional
+        Per-layer format overrides (see the module docstring).
+
+    Returns
+    -------
+    QuantizedModel
+    """
+    validate_bits("weight bits", weight_bits)
+    validate_bits("activation bits", act_bits)
+    if method not in CALIBRATION_METHODS:
+        raise HwlenetError(f"calibration method must be one of {CALIBRATION_METHODS}")
+    if method == "percentile" and not 0 < percentile <= 100:
+        raise HwlenetError(f"percentile must be in (0, 100], not {percentile!r}")
+    if len(calibration_images) == 0:
+        raise HwlenetError("calibration needs at least one image")
+    for key, value in model.state_dict().items():
+        if not torch.isfinite(value).all():
+            raise HwlenetError(f"the float model's {key} holds NaN or infinite values")
+    layer_specs = _folded_layers(model)
+    names = [spec[0] for spec in layer_specs]
+    overrides = (config or {}).get("layers", {})
+    for name, entry in overrides.items():
+        if name not in names:
+            raise HwlenetError(f"config names layer {name!r}, which the {model.arch} model does "
+                               f"not have (layers: {', '.join(names)})")
+        if not isinstance(entry, dict) or set(entry) - set(FORMAT_KEYS):
+            raise HwlenetError(f"config for layer {name}: keys must be among {FORMAT_KEYS}")
+    out_range, pre_range = _calibrate(model, calibration_images, method, percentile)
+
+    modes = {"rounding": rounding, "overflow": overflow}
+    input_format = FixedFormat(8, 0, signed=False, **modes)
+    previous = input_format
+    layers = []
+    for name, kind, weight, bias, padding, activation, in_shape, out_shape in layer_specs:
+        spec = overrides.get(name, {})
+        if kind == "maxpool":
+            if spec:
+                raise HwlenetError(f"config for layer {name}: max-pooling keeps its input format")
+            layers.append(QLayer(name, kind, in_shape, out_shape, previous, previous))
+            continue
+        weight_max = float(np.abs(weight).max())
+        weight_format = _override(fitting_format(weight_max, weight_bits, True, **modes),
+                                  spec.get("weight"), weight_max, f"{name}.weight")
+        acc_frac = weight_format.frac + previous.frac
+        bias_max = float(np.abs(bias).max())
+        bias_format = fitting_format(bias_max, min(2 * weight_bits, MAX_WIDTH), True, **modes)
+        bias_format = _override(
+            FixedFormat(bias_format.width, min(bias_format.frac, acc_frac), True, **modes),
+            spec.get("bias"), bias_max, f"{name}.bias")
+        pre_format = lut = None
+        if activation == "tanh":
+            output_format = _override(FixedFormat(act_bits, act_bits - 2, True, **modes),
+                                      spec.get("output"), TANH_AMPLITUDE, f"{name}.output")
+            pre_max = min(pre_range[name], tanh_saturation(output_format))
+            pre_bits = min(act_bits + 2, LUT_MAX_DEFAULT_BITS)
+            pre_format = _override(fitting_format(pre_max, pre_bits, True, **modes),
+                                   spec.get("pre"), pre_max, f"{name}.pre")
+            lut = tanh_table(pre_format, output_format)
+        else:
+            signed = activation != "relu"
+            width = act_bits if activation == "relu" else max(act_bits, LOGIT_MIN_BITS)
+            output_format = _override(
+                fitting_format(out_range[name], width, signed, **modes),
+                spec.get("output"), out_range[name], f"{name}.output")
+        layer = QLayer(
+            name, kind, in_shape, out_shape, previous, output_format, activation,
+            weight=weight_format.quantize(weight), weight_format=weight_format,
+            bias=bias_format.quantize(bias), bias_format=bias_format, padding=padding,
+            pre_format=pre_format, lut=lut,
+        )
+        if layer.bias_shift < 0:
+            raise HwlenetError(f"config for layer {name}: the bias may not have more fractional "
+                               f"bits ({bias_format.frac}) than the accumulator ({acc_frac})")
+        layer.accumulator_width = accumulator_bound(layer).bit_length() + 1
+        if layer.accumulator_width > MAX_ACCUMULATOR_WIDTH:
+            raise HwlenetError(
+                f"layer {name} would need a {layer.accumulator_width}-bit accumulator; at most "
+                f"{MAX_ACCUMULATOR_WIDTH} bits are supported: use fewer weight or activation bits")
+        layers.append(layer)
+        previous = output_format
+
+    provenance = dict(provenance or {})
+    provenance.update({
+        "hwlenet_version": __version__,
+        "weight_bits": weight_bits, "act_bits": act_bits, **modes,
+        "calibration": {"images": int(len(calibration_images)), "method": method,
+                        "percentile": percentile if method == "percentile" else None},
+        "config": config or {},
+    })
+    state = {key: value.detach().numpy().astype(np.float32)
+             for key, value in model.state_dict().items()}
+    qmodel = QuantizedModel(model.arch, input_format, layers, provenance, state)
+    qmodel.validate()
+    return qmodel

@@ -1,0 +1,144 @@
+import gzip
+import hashlib
+import http.server
+import struct
+import threading
+import urllib.error
+
+import numpy as np
+import pytest
+
+from hwlenet import HwlenetError
+from hwlenet.data import FILES, download_mnist, load_mnist, read_idx, resolve_data_dir
+
+
+def idx_bytes(array, type_code=0x08):
+    header = struct.pack(">BBBB", 0, 0, type_code, array.ndim)
+    header += struct.pack(f">{array.ndim}I", *array.shape)
+    return header + array.astype(">u1" if type_code == 0x08 else ">i4").tobytes()
+
+
+def write_split(directory, split, count, compress=True, seed=0):
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (count, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, count, dtype=np.uint8)
+    for stem, array in zip(FILES[split], (images, labels)):
+        payload = idx_bytes(array)
+        if compress:
+            (directory / (stem + ".gz")).write_bytes(gzip.compress(payload, mtime=0))
+        else:
+            (directory / stem).write_bytes(payload)
+    return images, labels
+
+
+@pytest.mark.parametrize("compress", [True, False], ids=["gzip", "raw"])
+def test_load_round_trip(tmp_path, compress):
+    images, labels = write_split(tmp_path, "test", 7, compress)
+    split = load_mnist("test", tmp_path, download=False)
+    np.testing.assert_array_equal(split.images, images)
+    np.testing.assert_array_equal(split.labels, labels)
+    assert len(split.head(3)) == 3
+
+
+def test_truncated_file_is_named(tmp_path):
+    write_split(tmp_path, "test", 5, compress=False)
+    path = tmp_path / "t10k-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(HwlenetError, match="t10k-images-idx3-ubyte: truncated"):
+        load_mnist("test", tmp_path, download=False)
+
+
+def test_wrong_magic(tmp_path):
+    write_split(tmp_path, "test", 5, compress=False)
+    path = tmp_path / "t10k-labels-idx1-ubyte"
+    path.write_bytes(b"\x01\x02" + path.read_bytes()[2:])
+    with pytest.raises(HwlenetError, match="bad magic"):
+        load_mnist("test", tmp_path, download=False)
+
+
+def test_wrong_dtype_and_dimensions(tmp_path):
+    path = tmp_path / "x"
+    path.write_bytes(idx_bytes(np.zeros((3, 4), np.int32), type_code=0x0C))
+    with pytest.raises(HwlenetError, match="element type"):
+        read_idx(path, np.uint8)
+    path.write_bytes(idx_bytes(np.zeros((3, 4), np.uint8)))
+    with pytest.raises(HwlenetError, match="2 dimensions where 3"):
+        read_idx(path, np.uint8, 3)
+
+
+def test_corrupt_gzip(tmp_path):
+    write_split(tmp_path, "test", 5)
+    path = tmp_path / "t10k-images-idx3-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:40])
+    with pytest.raises(HwlenetError, match="corrupt gzip"):
+        load_mnist("test", tmp_path, download=False)
+
+
+def test_mismatched_lengths(tmp_path):
+    write_split(tmp_path, "test", 5)
+    labels = np.zeros(4, np.uint8)
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(labels)))
+    with pytest.raises(HwlenetError, match="5 images but .* 4 labels"):
+        load_mnist("test", tmp_path, download=False)
+
+
+def test_data_dir_from_environment(tmp_path, monkeypatch):
+    monkeypatch.delenv("HWLENET_DATA", raising=False)
+    with pytest.raises(HwlenetError, match="--data-dir"):
+        resolve_data_dir(None)
+    monkeypatch.setenv("HWLENET_DATA", str(tmp_path))
+    assert resolve_data_dir(None) == tmp_path
+
+
+@pytest.fixture()
+def mirror(tmp_path):
+    """A local HTTP server holding a small MNIST-format test split, and its md5 sums."""
+    served = tmp_path / "served"
+    served.mkdir()
+    images, labels = write_split(served, "test", 6)
+    sums = {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in served.iterdir()}
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(served), **kwargs)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/", sums, images, labels
+    server.shutdown()
+    server.server_close()
+
+
+def test_download_from_local_mirror(tmp_path, mirror):
+    url, sums, images, labels = mirror
+    target = tmp_path / "fetched"
+    split = load_mnist("test", target, mirrors=["http://127.0.0.1:1/", url], md5=sums)
+    np.testing.assert_array_equal(split.images, images)
+    np.testing.assert_array_equal(split.labels, labels)
+    assert sorted(p.name for p in target.iterdir()) == sorted(sums)
+
+
+def test_download_rejects_bad_checksum(tmp_path, mirror):
+    url, sums, _, _ = mirror
+    wrong = {name: "0" * 32 for name in sums}
+    with pytest.raises(HwlenetError, match="md5"):
+        download_mnist(tmp_path / "x", splits=("test",), mirrors=[url], md5=wrong)
+    assert not list((tmp_path / "x").glob("*.gz"))
+
+
+def test_no_network_says_how_to_point_at_a_folder(tmp_path):
+    def offline(url, timeout):
+        raise urllib.error.URLError("network is unreachable")
+
+    with pytest.raises(HwlenetError, match="pass --data-dir DIR"):
+        load_mnist("train", tmp_path, opener=offline)
+
+
+def test_real_mnist(test_split, train_split):
+    assert test_split.images.shape == (10000, 28, 28)
+    assert train_split.images.shape == (10000, 28, 28)
+    assert set(np.unique(test_split.labels)) == set(range(10))
