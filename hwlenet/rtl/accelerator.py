@@ -1,0 +1,316 @@
+"""The whole LeNet-5 accelerator: pixels in, logits and class out, every layer in hardware."""
+
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2, exact_log2
+
+from .controller import Controller
+from .pe import Flags
+from .plan import FEED_LATENCY
+from .postproc import PostProcessor, tile_tag_layout, value_width
+from .systolic import SystolicArray
+
+__all__ = ["LeNetAccelerator", "pixel_layout", "result_layout", "trace_layout"]
+
+IMAGE_SIDE = 28
+
+
+def pixel_layout():
+    """Input beat: one uint8 pixel, row-major; ``last`` on the final pixel of the final image
+    (ends a partial batch)."""
+    return data.StructLayout({"pixel": unsigned(8), "last": 1})
+
+
+def result_layout(plan):
+    """Output beat: the 10 logits (the artifact's logit format) and the class index."""
+    fmt = plan.logit_format
+    return data.StructLayout({
+        "logits": data.ArrayLayout(signed(fmt.width) if fmt.signed else unsigned(fmt.width), 10),
+        "label": unsigned(4),
+    })
+
+
+def trace_layout(plan):
+    """Every value written to an on-chip buffer or the result registers, for diagnosis: the
+    artifact index of the layer it belongs to and, per lane, the image, the element index in
+    the layer's (channel, row, column) order and the value."""
+    cols = plan.cols
+    return data.StructLayout({
+        "valid": data.ArrayLayout(1, cols),
+        "layer": unsigned(4),
+        "image": data.ArrayLayout(unsigned(32), cols),
+        "index": data.ArrayLayout(unsigned(16), cols),
+        "value": data.ArrayLayout(signed(value_width(plan)), cols),
+    })
+
+
+class LeNetAccelerator(wiring.Component):
+    """LeNet-5 on an output-stationary systolic array, as lowered by a :class:`HardwarePlan`.
+
+    Images arrive on ``pixels`` (784 beats each) into a double-buffered input buffer; the
+    controller runs each image's conv jobs and, per batch of up to ``cols`` images, the dense
+    jobs; ``results`` carries one beat per image, in input order. ``trace`` shows every value
+    the post-processor writes. See ``docs/architecture.md`` for the dataflow and cycle counts.
+
+    Parameters
+    ----------
+    plan : HardwarePlan
+    """
+
+    def __init__(self, *, plan):
+        self.plan = plan
+        super().__init__({
+            "pixels": In(stream.Signature(pixel_layout())),
+            "results": Out(stream.Signature(result_layout(plan))),
+            "trace": Out(trace_layout(plan)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        plan = self.plan
+        rows, cols = plan.rows, plan.cols
+        half, groups = cols // 2, cols // 4
+        conv, dense = plan.conv_jobs, plan.dense_jobs
+        operand = signed(plan.operand_width)
+
+        m.submodules.controller = controller = Controller(plan=plan)
+        m.submodules.array = array = SystolicArray(
+            rows=rows, cols=cols, weight_width=plan.weight_width,
+            operand_width=plan.operand_width, accumulator_width=plan.accumulator_width,
+            tag_width=tile_tag_layout(plan).size)
+        m.submodules.post = post = PostProcessor(plan=plan)
+
+        def banks(name, count, depth):
+            memories = []
+            for index in range(count):
+                memory = Memory(shape=operand, depth=max(depth, 1), init=[])
+                m.submodules[f"{name}_{index}"] = memory
+                memories.append((memory.read_port(), memory.write_port()))
+            return memories
+
+        in_banks = banks("input", cols, plan.input_buffer.depth)
+        mid_banks = banks("mid", cols, plan.mid_buffer.depth)
+        fc_banks = banks("fcin", cols * groups, plan.fc_input_depth)
+        dense_banks = [banks(f"dense{job.index}", cols, job.dense.out_shape[0])
+                       for job in dense[:-1]]
+        conv_buffers = {conv[0].index: (plan.input_buffer, in_banks),
+                        conv[1].index: (plan.mid_buffer, mid_banks)}
+
+        # ---- input loader ------------------------------------------------------------------
+        pad = conv[0].conv.padding
+        loading = Signal(32)
+        pixel_x = Signal(range(IMAGE_SIDE))
+        pixel_y = Signal(range(IMAGE_SIDE))
+        last_flags = Signal(2)
+        m.d.comb += self.pixels.ready.eq(loading < controller.images_released + 2)
+        in_buffer = plan.input_buffer
+        y, x = pixel_y + pad, pixel_x + pad
+        in_row = Signal(16)
+        m.d.comb += in_row.eq(loading[0] * in_buffer.copy_words + (y >> 1) * in_buffer.row_words
+                              + (x >> exact_log2(half)))
+        for bank, (_, write) in enumerate(in_banks):
+            m.d.comb += [write.addr.eq(in_row), write.data.eq(self.pixels.payload.pixel),
+                         write.en.eq(self.pixels.valid & self.pixels.ready
+                                     & ((y % 2) * half + x % half == bank))]
+        with m.If(self.pixels.valid & self.pixels.ready):
+            m.d.sync += pixel_x.eq(pixel_x + 1)
+            with m.If(pixel_x == IMAGE_SIDE - 1):
+                m.d.sync += [pixel_x.eq(0), pixel_y.eq(pixel_y + 1)]
+                with m.If(pixel_y == IMAGE_SIDE - 1):
+                    m.d.sync += [pixel_y.eq(0), loading.eq(loading + 1),
+                                 last_flags.bit_select(loading[0], 1).eq(
+                                     self.pixels.payload.last)]
+        m.d.comb += [controller.images_loaded.eq(loading), controller.last_flags.eq(last_flags)]
+
+        # ---- operand feeder: token (t) -> addresses (t+1) -> operands at the array (t+2) ----
+        token = controller.token
+        weight_words, weight_bases = plan.weight_words()
+        weight_shape = data.ArrayLayout(signed(plan.weight_width), rows)
+        m.submodules.weight_rom = weight_rom = Memory(shape=weight_shape,
+                                                      depth=len(weight_words), init=weight_words)
+        weight_port = weight_rom.read_port()
+        conv_entries, conv_bases, dense_entries, dense_bases = [], {}, [], {}
+        for job in conv:
+            conv_bases[job.index] = len(conv_entries)
+            conv_entries.extend(job.ktable)
+        for job in dense:
+            dense_bases[job.index] = len(dense_entries)
+            dense_entries.extend(job.ktable)
+        conv_k = data.StructLayout({"channel": unsigned(8), "ky": unsigned(4), "kx": unsigned(4)})
+        dense_k = data.StructLayout({"subbank": unsigned(8), "row": unsigned(16)})
+        m.submodules.conv_ktable = conv_rom = Memory(
+            shape=conv_k, depth=len(conv_entries),
+            init=[{"channel": c, "ky": ky, "kx": kx} for c, ky, kx in conv_entries])
+        m.submodules.dense_ktable = dense_rom = Memory(
+            shape=dense_k, depth=len(dense_entries),
+            init=[{"subbank": s, "row": r} for s, r in dense_entries])
+        conv_port, dense_port = conv_rom.read_port(), dense_rom.read_port()
+        with m.If(token.valid):
+            with m.Switch(token.job):
+                for job in plan.jobs:
+                    with m.Case(job.index):
+                        m.d.comb += weight_port.addr.eq(
+                            weight_bases[job.index] + token.row_tile * job.depth + token.k)
+                        if job.kind == "conv":
+                            m.d.comb += conv_port.addr.eq(conv_bases[job.index] + token.k)
+                        else:
+                            m.d.comb += dense_port.addr.eq(dense_bases[job.index] + token.k)
+
+        def register(value, name):
+            out = Signal.like(value, name=name)
+            m.d.sync += out.eq(value)
+            return out
+
+        token1 = register(token, "token1")
+        entry = conv_port.data
+        column_row = [Signal(16, name=f"col_row_{c}") for c in range(cols)]
+        column_bank = [Signal(range(cols), name=f"col_bank_{c}") for c in range(cols)]
+        for job in conv:
+            buffer, memories = conv_buffers[job.index]
+            with m.If(token1.job == job.index):
+                copy_offset = token1.copy * buffer.copy_words if buffer.copies == 2 else 0
+                for c in range(cols):
+                    y = 2 * token1.block_row + c // half + entry.ky
+                    x = half * token1.block_col + c % half + entry.kx
+                    m.d.comb += [
+                        column_row[c].eq(copy_offset + entry.channel * buffer.plane
+                                         + (y >> 1) * buffer.row_words + (x >> exact_log2(half))),
+                        column_bank[c].eq(Cat(x[: exact_log2(half)], y[0])),
+                    ]
+                for bank, (read, _) in enumerate(memories):
+                    by, bx = divmod(bank, half)
+                    reader = Cat((bx - entry.kx)[: exact_log2(half)], (by - entry.ky)[0])
+                    with m.Switch(reader):
+                        for c in range(cols):
+                            with m.Case(c):
+                                m.d.comb += read.addr.eq(column_row[c])
+        for job in dense:
+            with m.If(token1.job == job.index):
+                if job is dense[0]:
+                    for c in range(cols):
+                        for s in range(groups):
+                            m.d.comb += fc_banks[c * groups + s][0].addr.eq(dense_port.data.row)
+                else:
+                    for read, _ in dense_banks[dense.index(job) - 1]:
+                        m.d.comb += read.addr.eq(token1.k)
+        token2 = register(token1, "token2")
+        bank2 = [register(column_bank[c], f"col_bank2_{c}") for c in range(cols)]
+        subbank2 = register(dense_port.data.subbank, "subbank2")
+        for c in range(cols):
+            with m.Switch(token2.job):
+                for job in conv:
+                    with m.Case(job.index):
+                        memories = conv_buffers[job.index][1]
+                        with m.Switch(bank2[c]):
+                            for bank in range(cols):
+                                with m.Case(bank):
+                                    m.d.comb += array.x_edge[c].eq(memories[bank][0].data)
+                for job in dense:
+                    with m.Case(job.index):
+                        if job is dense[0]:
+                            with m.Switch(subbank2):
+                                for s in range(groups):
+                                    with m.Case(s):
+                                        m.d.comb += array.x_edge[c].eq(
+                                            fc_banks[c * groups + s][0].data)
+                        else:
+                            m.d.comb += array.x_edge[c].eq(
+                                dense_banks[dense.index(job) - 1][c][0].data)
+        weights2 = register(weight_port.data, "weights2")
+        m.d.comb += [array.w_edge.eq(weights2), array.tag.eq(token2.tag),
+                     array.flags.valid.eq(token2.valid), array.flags.clear.eq(token2.clear),
+                     array.flags.capture.eq(token2.capture)]
+        assert FEED_LATENCY == 2
+
+        # ---- array -> post-processor -> buffers ---------------------------------------------
+        m.d.comb += [post.in_valid.eq(array.out_valid), post.in_row.eq(array.out_row),
+                     post.in_acc.eq(array.out_acc), post.in_tag.eq(array.out_tag)]
+        tag = post.out_tag
+        channel = post.out_channel
+        m.d.comb += controller.done.eq(post.out_done)
+        next_pad = conv[1].conv.padding
+        mid = plan.mid_buffer
+        results = [[Signal(self.results.payload.logits.shape().elem_shape, name=f"logit_{b}_{i}")
+                    for i in range(10)] for b in range(cols)]
+        pooled_h, pooled_w = conv[-1].pool.out_shape[1:]
+        for job in plan.jobs:
+            with m.If(tag.job == job.index):
+                layer_index = plan.qmodel.layers.index(job.out_layer)
+                m.d.comb += self.trace.layer.eq(layer_index)
+                for c in range(cols):
+                    m.d.comb += [self.trace.valid[c].eq(post.out_valid[c]),
+                                 self.trace.value[c].eq(post.out_value[c])]
+                if job.kind == "conv":
+                    out_c, out_h, out_w = job.pool.out_shape
+                    for g in range(groups):
+                        px = tag.block_col * groups + g
+                        m.d.comb += [self.trace.image[g].eq(tag.image),
+                                     self.trace.index[g].eq(channel * out_h * out_w
+                                                            + tag.block_row * out_w + px)]
+                    if job is conv[0]:
+                        for bank, (_, write) in enumerate(mid_banks):
+                            for g in range(groups):
+                                py, px = tag.block_row + next_pad, tag.block_col * groups + g \
+                                    + next_pad
+                                hit = post.out_valid[g] & ((py % 2) * half + px % half == bank)
+                                with m.If(hit):
+                                    m.d.comb += [
+                                        write.en.eq(1), write.data.eq(post.out_value[g]),
+                                        write.addr.eq(channel * mid.plane + (py >> 1)
+                                                      * mid.row_words
+                                                      + (px >> exact_log2(half)))]
+                    else:
+                        words_per_row = -(-pooled_w // groups)
+                        for slot in range(cols):
+                            for g in range(groups):
+                                _, write = fc_banks[slot * groups + g]
+                                m.d.comb += [
+                                    write.en.eq(post.out_valid[g] & (tag.slot == slot)),
+                                    write.data.eq(post.out_value[g]),
+                                    write.addr.eq(channel * pooled_h * words_per_row
+                                                  + tag.block_row * words_per_row
+                                                  + tag.block_col)]
+                else:
+                    for c in range(cols):
+                        m.d.comb += [self.trace.image[c].eq(tag.image + c),
+                                     self.trace.index[c].eq(channel)]
+                    if job is not dense[-1]:
+                        for c, (_, write) in enumerate(dense_banks[dense.index(job)]):
+                            m.d.comb += [write.en.eq(post.out_valid[c]), write.addr.eq(channel),
+                                         write.data.eq(post.out_value[c])]
+                    else:
+                        for c in range(cols):
+                            with m.If(post.out_valid[c]):
+                                with m.Switch(channel):
+                                    for i in range(10):
+                                        with m.Case(i):
+                                            m.d.sync += results[c][i].eq(post.out_value[c])
+
+        # ---- result streamer -----------------------------------------------------------------
+        busy = Signal()
+        count = Signal(range(cols + 1))
+        current = Signal(range(cols + 1))
+        m.d.comb += controller.streamer_busy.eq(busy)
+        with m.If(post.out_done & (tag.job == dense[-1].index)):
+            m.d.sync += [busy.eq(1), count.eq(tag.count), current.eq(0)]
+        logits = self.results.payload.logits
+        with m.Switch(current):
+            for b in range(cols):
+                with m.Case(b):
+                    m.d.comb += [logits[i].eq(results[b][i]) for i in range(10)]
+        best = Signal(4)
+        best_value = logits[0]
+        best_index = 0
+        for i in range(1, 10):
+            better = logits[i] > best_value
+            best_index = Mux(better, i, best_index)
+            best_value = Mux(better, logits[i], best_value)
+        m.d.comb += [best.eq(best_index), self.results.payload.label.eq(best),
+                     self.results.valid.eq(busy)]
+        with m.If(self.results.valid & self.results.ready):
+            m.d.sync += current.eq(current + 1)
+            with m.If(current == count - 1):
+                m.d.sync += busy.eq(0)
+        return m

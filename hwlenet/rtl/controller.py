@@ -1,0 +1,177 @@
+"""The controller: sequences every image, batch, job, tile and step of the accelerator."""
+
+from amaranth.hdl import Module, Signal, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from .postproc import tile_tag_layout
+
+__all__ = ["Controller", "token_layout"]
+
+
+def token_layout(plan):
+    """One issue slot: the flags for the array, the operand coordinates for the feeder and the
+    tag of the tile being captured."""
+    tag = tile_tag_layout(plan)
+    return data.StructLayout({
+        "valid": 1, "clear": 1, "capture": 1,
+        "job": tag["job"].shape,
+        "row_tile": tag["row_tile"].shape,
+        "block_row": tag["block_row"].shape,
+        "block_col": tag["block_col"].shape,
+        "k": unsigned(ceil_log2(max(job.tile_period for job in plan.jobs) + 1)),
+        "copy": 1,
+        "tag": tag,
+    })
+
+
+class Controller(wiring.Component):
+    """Issues one token per cycle (combinationally from its state, ``LATENCY = 0``).
+
+    Per batch of up to ``cols`` images: for each image, the conv jobs in order (the first waits
+    until the image is loaded, and releases the image's input buffer once issued); then the dense jobs, with the batch as array columns. A job
+    walks its tiles (row tile, block row, block column), each for ``tile_period`` cycles of
+    which the first ``depth`` multiply-accumulate, and ends with one flush token that captures
+    the last tile. A job that reads what the previous job wrote first waits until the
+    post-processor reports that job done (``done``). A batch ends after ``cols`` images or
+    after an image marked last. The final job also waits for the result streamer to be idle.
+
+    Parameters
+    ----------
+    plan : HardwarePlan
+    """
+
+    LATENCY = 0
+
+    def __init__(self, *, plan):
+        self.plan = plan
+        super().__init__({
+            "token": Out(token_layout(plan)),
+            "images_loaded": In(unsigned(32)),
+            "last_flags": In(2),
+            "done": In(1),
+            "streamer_busy": In(1),
+            "images_released": Out(unsigned(32)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        plan = self.plan
+        jobs, conv, dense = plan.jobs, plan.conv_jobs, plan.dense_jobs
+        tag_shape = tile_tag_layout(plan)
+        token = self.token
+
+        job = Signal.like(token.job)
+        row_tile = Signal.like(token.row_tile)
+        block_row = Signal.like(token.block_row)
+        block_col = Signal.like(token.block_col)
+        step = Signal.like(token.k)
+        image = Signal(32)
+        batch_base = Signal(32)
+        slot = Signal(range(plan.cols + 1))
+        last_image = Signal()
+        pending = Signal()
+        pending_tag = Signal(tag_shape)
+        outstanding = Signal(4)
+        flush = Signal()
+
+        m.d.sync += outstanding.eq(outstanding + flush - self.done)
+
+        depth, period, row_tiles, block_rows, block_cols = (Signal(16, name=n) for n in (
+            "depth", "period", "row_tiles", "block_rows", "block_cols"))
+        with m.Switch(job):
+            for item in jobs:
+                with m.Case(item.index):
+                    m.d.comb += [depth.eq(item.depth), period.eq(item.tile_period),
+                                 row_tiles.eq(item.row_tiles),
+                                 block_rows.eq(getattr(item, "block_rows", 1)),
+                                 block_cols.eq(getattr(item, "block_cols", 1))]
+
+        is_dense = Signal()
+        m.d.comb += is_dense.eq(job >= conv[-1].index + 1)
+        last_col = block_col == block_cols - 1
+        last_brow = block_row == block_rows - 1
+        last_rtile = row_tile == row_tiles - 1
+        last_tile = last_col & last_brow & last_rtile
+        current_tag = Signal(tag_shape)
+        m.d.comb += [
+            current_tag.job.eq(job), current_tag.row_tile.eq(row_tile),
+            current_tag.block_row.eq(block_row), current_tag.block_col.eq(block_col),
+            current_tag.image.eq(image), current_tag.slot.eq(slot),
+            current_tag.count.eq(slot + 1),
+            current_tag.last.eq(last_tile),
+        ]
+        with m.If(is_dense):
+            m.d.comb += [current_tag.image.eq(batch_base), current_tag.count.eq(slot)]
+
+        def start_job(index):
+            m.d.sync += [job.eq(index), row_tile.eq(0), block_row.eq(0), block_col.eq(0),
+                         step.eq(0)]
+
+        def start_image(next_image):
+            """Go to the first conv job of ``next_image`` now if it is loaded."""
+            with m.If(self.images_loaded > next_image):
+                m.d.sync += last_image.eq(self.last_flags.bit_select(next_image[0], 1))
+                start_job(conv[0].index)
+                m.next = "RUN"
+            with m.Else():
+                m.next = "WAIT_IMAGE"
+
+        with m.FSM(init="WAIT_IMAGE"):
+            with m.State("WAIT_IMAGE"):
+                start_image(image)
+            with m.State("RUN"):
+                m.d.comb += [
+                    token.valid.eq(step < depth), token.clear.eq(step == 0),
+                    token.capture.eq((step == 0) & pending), token.tag.eq(pending_tag),
+                    token.job.eq(job), token.row_tile.eq(row_tile),
+                    token.block_row.eq(block_row), token.block_col.eq(block_col),
+                    token.k.eq(step), token.copy.eq(image[0]),
+                ]
+                with m.If(step == 0):
+                    m.d.sync += [pending.eq(1), pending_tag.eq(current_tag)]
+                m.d.sync += step.eq(step + 1)
+                with m.If(step == period - 1):
+                    m.d.sync += step.eq(0)
+                    with m.If(last_tile):
+                        m.next = "FLUSH"
+                    with m.Elif(~last_col):
+                        m.d.sync += block_col.eq(block_col + 1)
+                    with m.Elif(~last_brow):
+                        m.d.sync += [block_col.eq(0), block_row.eq(block_row + 1)]
+                    with m.Else():
+                        m.d.sync += [block_col.eq(0), block_row.eq(0),
+                                     row_tile.eq(row_tile + 1)]
+            with m.State("FLUSH"):
+                m.d.comb += [token.capture.eq(1), token.clear.eq(1), token.tag.eq(pending_tag),
+                             flush.eq(1)]
+                m.d.sync += pending.eq(0)
+                with m.Switch(job):
+                    for item in jobs:
+                        with m.Case(item.index):
+                            if item is conv[-1]:
+                                batch_full = (slot == plan.cols - 1) | last_image
+                                m.d.sync += slot.eq(slot + 1)
+                                with m.If(batch_full):
+                                    m.d.sync += job.eq(dense[0].index)
+                                    m.next = "BARRIER"
+                                with m.Else():
+                                    m.d.sync += image.eq(image + 1)
+                                    start_image(image + 1)
+                            elif item is dense[-1]:
+                                m.d.sync += [slot.eq(0), image.eq(image + 1),
+                                             batch_base.eq(image + 1)]
+                                start_image(image + 1)
+                            else:
+                                if item is conv[0]:
+                                    m.d.sync += self.images_released.eq(
+                                        self.images_released + 1)
+                                m.d.sync += job.eq(item.index + 1)
+                                m.next = "BARRIER"
+            with m.State("BARRIER"):
+                blocked = (job == dense[-1].index) & self.streamer_busy
+                with m.If((outstanding == 0) & ~blocked):
+                    start_job(job)
+                    m.next = "RUN"
+        return m

@@ -1,0 +1,318 @@
+"""Lowering a quantized artifact onto the accelerator: jobs, memory layouts, ROM contents and
+the analytic cycle model.
+
+The accelerator runs *jobs* on an ``rows x cols`` output-stationary systolic array:
+
+* a **conv job** is one convolution fused with the 2x2 pooling or subsampling layer after it;
+  array rows are output maps, array columns are a 2 x (cols/2) block of output positions, so
+  every column group of four holds complete 2x2 pooling windows;
+* a **dense job** is one fully connected layer; array rows are outputs and array columns are
+  the images of a batch (up to ``cols`` images share every weight fetch).
+
+Every number here is taken from the artifact; nothing is re-derived. See ``docs/architecture.md``.
+"""
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import HwlenetError
+
+__all__ = ["ConvJob", "DenseJob", "HardwarePlan", "parse_array", "plan_hardware"]
+
+#: Cycles from the controller issuing a token to its operands entering the array edge.
+FEED_LATENCY = 2
+#: Cycles from a drained array row entering the post-processor to its memory write.
+POST_LATENCY = 5
+
+
+def parse_array(text):
+    """``"RxC"`` to ``(rows, cols)``; cols must be a power of two from 4 to 64."""
+    try:
+        rows, cols = (int(part) for part in str(text).lower().split("x"))
+    except ValueError:
+        raise HwlenetError(f"array size must look like 8x8, not {text!r}") from None
+    if not 1 <= rows <= 64:
+        raise HwlenetError(f"array rows must be from 1 to 64, not {rows}")
+    if cols not in (4, 8, 16, 32, 64):
+        raise HwlenetError(f"array cols must be a power of two from 4 to 64, not {cols}")
+    return rows, cols
+
+
+@dataclass
+class ConvJob:
+    """A convolution fused with its 2x2 pooling layer."""
+
+    index: int
+    conv: object
+    pool: object
+    tile_period: int = 0
+    row_tiles: int = 0
+    block_rows: int = 0
+    block_cols: int = 0
+    ktable: list = field(default_factory=list)
+
+    kind = "conv"
+
+    @property
+    def out_layer(self):
+        return self.pool
+
+    @property
+    def depth(self):
+        return int(np.prod(self.conv.weight.shape[1:]))
+
+    @property
+    def tiles(self):
+        return self.row_tiles * self.block_rows * self.block_cols
+
+
+@dataclass
+class DenseJob:
+    """A fully connected layer over a batch of images."""
+
+    index: int
+    dense: object
+    tile_period: int = 0
+    row_tiles: int = 0
+    ktable: list = field(default_factory=list)
+
+    kind = "dense"
+
+    @property
+    def out_layer(self):
+        return self.dense
+
+    @property
+    def depth(self):
+        return int(self.dense.weight.shape[1])
+
+    @property
+    def tiles(self):
+        return self.row_tiles
+
+
+@dataclass
+class FeatureBuffer:
+    """A banked on-chip buffer holding one conv job's input image(s).
+
+    Banks are ``(y % 2, x % half_cols)``; bank row ``channel * plane + (y // 2) * row_words +
+    x // half_cols`` (plus ``copy * copy_words`` for double-buffered inputs).
+    """
+
+    channels: int
+    height: int
+    width: int
+    half_cols: int
+    copies: int = 1
+
+    @property
+    def row_words(self):
+        return self.width // self.half_cols
+
+    @property
+    def plane(self):
+        return (self.height // 2) * self.row_words
+
+    @property
+    def copy_words(self):
+        return self.channels * self.plane
+
+    @property
+    def depth(self):
+        return self.copies * self.copy_words
+
+    def locate(self, channel, y, x, copy=0):
+        """(bank, row) of element ``(channel, y, x)``."""
+        bank = (y % 2) * self.half_cols + x % self.half_cols
+        return bank, copy * self.copy_words + channel * self.plane + (y // 2) * self.row_words \
+            + x // self.half_cols
+
+
+@dataclass
+class HardwarePlan:
+    """Everything the RTL generator and the cycle model need, from one artifact."""
+
+    qmodel: object
+    rows: int
+    cols: int
+    jobs: list
+    input_buffer: FeatureBuffer
+    mid_buffer: FeatureBuffer
+    fc_input_subbanks: int
+    fc_input_depth: int
+    weight_width: int
+    operand_width: int
+    accumulator_width: int
+    bias_width: int
+    logit_format: object
+
+    @property
+    def conv_jobs(self):
+        return [job for job in self.jobs if job.kind == "conv"]
+
+    @property
+    def dense_jobs(self):
+        return [job for job in self.jobs if job.kind == "dense"]
+
+    @property
+    def batch(self):
+        return self.cols
+
+    @property
+    def barrier(self):
+        """Idle cycles between a job's flush and the first issue of a job that reads its
+        results: operands reach the array, the last row drains, post-processing writes."""
+        return FEED_LATENCY + self.rows + self.cols + POST_LATENCY + 1
+
+    def job_cycles(self, job):
+        """Issue cycles of one job: every tile for ``tile_period`` cycles, plus one flush."""
+        return job.tiles * job.tile_period + 1
+
+    def cycle_model(self):
+        """Analytic cycles per image in steady state, per job and in total (dict)."""
+        conv = self.conv_jobs
+        dense = self.dense_jobs
+        per_job = {}
+        for position, job in enumerate(conv):
+            waits = self.barrier if position + 1 < len(conv) else 0
+            per_job[job.conv.name] = self.job_cycles(job) + waits
+        per_job[conv[-1].conv.name] += self.barrier / self.batch
+        for job in dense:
+            waits = self.barrier if job is not dense[-1] else 0
+            per_job[job.dense.name] = (self.job_cycles(job) + waits) / self.batch
+        macs = {name: 0 for name in per_job}
+        useful = dict(macs)
+        for job in self.jobs:
+            layer = job.conv if job.kind == "conv" else job.dense
+            macs[layer.name] = layer.macs()
+            useful[layer.name] = int(np.count_nonzero(layer.weight)) * (
+                layer.out_shape[1] * layer.out_shape[2] if job.kind == "conv" else 1)
+        total = sum(per_job.values())
+        pes = self.rows * self.cols
+        return {
+            "array": f"{self.rows}x{self.cols}",
+            "cycles_per_image": total,
+            "layers": [
+                {"name": name, "cycles_per_image": cycles, "macs": macs[name],
+                 "nonzero_macs": useful[name],
+                 "utilization": macs[name] / (pes * cycles),
+                 "nonzero_utilization": useful[name] / (pes * cycles)}
+                for name, cycles in per_job.items()
+            ],
+            "macs_per_image": sum(macs.values()),
+            "nonzero_macs_per_image": sum(useful.values()),
+            "utilization": sum(macs.values()) / (pes * total),
+            "nonzero_utilization": sum(useful.values()) / (pes * total),
+        }
+
+    def weight_words(self):
+        """Weight ROM contents: for each job, row tile and k, the ``rows`` weights (ints)."""
+        words, bases = [], []
+        for job in self.jobs:
+            layer = job.conv if job.kind == "conv" else job.dense
+            matrix = layer.weight.reshape(layer.weight.shape[0], -1)
+            bases.append(len(words))
+            for row_tile in range(job.row_tiles):
+                for k in range(job.depth):
+                    lanes = []
+                    for lane in range(self.rows):
+                        m = row_tile * self.rows + lane
+                        lanes.append(int(matrix[m, k]) if m < matrix.shape[0] else 0)
+                    words.append(lanes)
+        return words, bases
+
+    def bias_words(self):
+        """Bias ROM contents (aligned to each accumulator) and each job's base address."""
+        words, bases = [], []
+        for job in self.jobs:
+            layer = job.conv if job.kind == "conv" else job.dense
+            bases.append(len(words))
+            words.extend(int(b) for b in layer.aligned_bias())
+        return words, bases
+
+
+def _check_topology(layers):
+    conv, dense, index = [], [], 0
+    while index < len(layers) and layers[index].kind == "conv":
+        if index + 1 >= len(layers) or layers[index + 1].kind not in ("maxpool", "subsample"):
+            raise HwlenetError(f"layer {layers[index].name}: the accelerator needs a 2x2 "
+                               "pooling or subsampling layer after every convolution")
+        conv.append((layers[index], layers[index + 1]))
+        index += 2
+    dense = layers[index:]
+    if not conv or not dense or any(layer.kind != "dense" for layer in dense):
+        raise HwlenetError("the accelerator runs conv+pool pairs followed by dense layers")
+    for layer, pool in conv:
+        _, out_h, out_w = layer.out_shape
+        if out_h % 2 or out_w % 2 or layer.weight.shape[2] != layer.weight.shape[3]:
+            raise HwlenetError(f"layer {layer.name}: needs square kernels and even outputs")
+    if len(conv) != 2:
+        raise HwlenetError("the accelerator expects exactly two conv+pool stages (LeNet-5)")
+    return conv, dense
+
+
+def plan_hardware(qmodel, rows=8, cols=8):
+    """Lower ``qmodel`` onto a ``rows x cols`` array.
+
+    Raises
+    ------
+    HwlenetError
+        When the network is not two conv+pool stages followed by dense layers, or the array
+        size is not supported.
+    """
+    parse_array(f"{rows}x{cols}")
+    conv_pairs, dense_layers = _check_topology(qmodel.layers)
+    half = cols // 2
+    jobs = []
+    buffers = []
+    for position, (layer, pool) in enumerate(conv_pairs):
+        channels, kernel = layer.weight.shape[1], layer.weight.shape[2]
+        maps, out_h, out_w = layer.out_shape
+        job = ConvJob(len(jobs), layer, pool)
+        job.row_tiles = math.ceil(maps / rows)
+        job.block_rows = out_h // 2
+        job.block_cols = math.ceil(out_w / half)
+        job.tile_period = max(job.depth, rows, cols + 1)
+        job.ktable = [(c, ky, kx) for c in range(channels) for ky in range(kernel)
+                      for kx in range(kernel)]
+        height = out_h + kernel - 1
+        width = half * job.block_cols + kernel - 1
+        buffers.append(FeatureBuffer(channels, height + height % 2,
+                                     half * math.ceil(width / half), half,
+                                     copies=2 if position == 0 else 1))
+        jobs.append(job)
+    last_pool = conv_pairs[-1][1]
+    subbanks = cols // 4
+    pool_c, pool_h, pool_w = last_pool.out_shape
+    words_per_row = math.ceil(pool_w / subbanks)
+    fc_depth = pool_c * pool_h * words_per_row
+    for position, layer in enumerate(dense_layers):
+        job = DenseJob(len(jobs), layer)
+        job.row_tiles = math.ceil(layer.out_shape[0] / rows)
+        job.tile_period = max(job.depth, rows, cols + 1)
+        if position == 0:
+            job.ktable = [((px % subbanks), c * pool_h * words_per_row + py * words_per_row
+                           + px // subbanks)
+                          for c in range(pool_c) for py in range(pool_h) for px in range(pool_w)]
+        else:
+            job.ktable = [(0, k) for k in range(job.depth)]
+        jobs.append(job)
+    computing = [pair[0] for pair in conv_pairs] + list(dense_layers)
+    operand_widths = [lay.input_format.width + (0 if lay.input_format.signed else 1)
+                      for lay in computing]
+    operand_widths += [pool.output_format.width + (0 if pool.output_format.signed else 1)
+                       for _, pool in conv_pairs]
+    bias_width = max(max(abs(int(b)) for b in lay.aligned_bias()).bit_length() + 1
+                     for lay in computing)
+    return HardwarePlan(
+        qmodel=qmodel, rows=rows, cols=cols, jobs=jobs,
+        input_buffer=buffers[0], mid_buffer=buffers[1],
+        fc_input_subbanks=subbanks, fc_input_depth=fc_depth,
+        weight_width=max(lay.weight_format.width for lay in computing),
+        operand_width=max(operand_widths),
+        accumulator_width=max(lay.accumulator_width for lay in computing),
+        bias_width=bias_width,
+        logit_format=dense_layers[-1].output_format,
+    )
