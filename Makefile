@@ -37,6 +37,9 @@ demo: venv
 	$(BIN)/hwlenet quantize lenet5-classic --bits 8 --data-dir $(DATA) --out $(DEMO)/q.npz
 	$(BIN)/hwlenet simulate $(DEMO)/q.npz --data-dir $(DATA) --json $(DEMO)/simulate.json \
 	  --plot $(DEMO)/layers.png
+	$(BIN)/hwlenet emit-verilog $(DEMO)/q.npz --out $(DEMO)/rtl --vectors 100 --data-dir $(DATA)
+	$(BIN)/hwlenet cosim $(DEMO)/rtl --simulator verilator --jobs 2 --json $(DEMO)/cosim.json
+	$(BIN)/python scripts/summary.py $(DEMO)
 
 test: venv
 	HWLENET_DATA=$(DATA) $(BIN)/python -m pytest -q

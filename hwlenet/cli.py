@@ -185,3 +185,66 @@ def simulate(qmodel, data_dir, limit, json_path, plot_path):
         plot_layer_errors(report, plot_path, title=f"{qmodel} ({artifact.arch})")
         click.echo(f"wrote {plot_path}")
     write_json(json_path, {"artifact": str(qmodel), "arch": artifact.arch, **report})
+
+
+@main.command("emit-verilog")
+@click.argument("qmodel", type=click.Path(dir_okay=False))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
+              help="folder to write")
+@click.option("--array", "array", default="8x8", show_default=True,
+              help="systolic array size ROWSxCOLS")
+@click.option("--vectors", type=click.IntRange(min=0), default=0, show_default=True,
+              help="number of test images to export as self-checking vectors")
+@data_dir_option
+@json_option
+def emit_verilog_command(qmodel, out_dir, array, vectors, data_dir, json_path):
+    """Write QMODEL's accelerator as Verilog with a self-checking testbench."""
+    from .data import load_mnist
+    from .quant.artifact import load_artifact
+    from .rtl.emit import emit_verilog
+    from .rtl.plan import parse_array
+
+    rows, cols = parse_array(array)
+    artifact = load_artifact(qmodel)
+    images = load_mnist("test", data_dir).head(vectors).images if vectors else None
+    manifest = emit_verilog(artifact, out_dir, rows, cols, images, progress=False)
+    model = manifest["analytic"]
+    click.echo(f"wrote {out_dir}: {artifact.arch} on a {rows}x{cols} array, "
+               f"{manifest['vectors']} test vectors")
+    click.echo(f"  analytic {model['cycles_per_image']:.0f} cycles per image, utilization "
+               f"{model['utilization']:.1%} ({model['nonzero_utilization']:.1%} counting "
+               "non-zero weights only)")
+    for row in model["layers"]:
+        click.echo(f"  {row['name']:4} {row['cycles_per_image']:8.1f} cycles/image  "
+                   f"utilization {row['utilization']:.1%}")
+    click.echo(f"run it: make -C {out_dir} sim   (or: hwlenet cosim {out_dir})")
+    write_json(json_path, manifest)
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--simulator", type=click.Choice(["verilator", "icarus", "amaranth"]),
+              default="verilator", show_default=True)
+@click.option("--images", type=click.IntRange(min=1), default=None,
+              help="how many exported vectors to run (default: all)")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="simulator processes in parallel (Verilator, Icarus)")
+@json_option
+def cosim(directory, simulator, images, jobs, json_path):
+    """Co-simulate an exported DIRECTORY and check the RTL bit for bit."""
+    from .rtl.cosim import run_cosim
+
+    report = run_cosim(directory, simulator, images, jobs)
+    write_json(json_path, report)
+    verdict = "bit-exact" if report["bit_exact"] else "MISMATCH"
+    click.echo(f"{simulator}: {report['images']} images, {report['mismatches']} mismatches, "
+               f"{verdict}; {report['cycles_per_image']:.1f} cycles per image (analytic "
+               f"{report['analytic_cycles_per_image']:.1f}; this run {report['cycles']} cycles, "
+               f"model {report['predicted_cycles']}); {report['images_per_second']:.1f} "
+               "images/s")
+    first = report["first_mismatch"]
+    if first:
+        click.echo(f"first mismatch: image {first['image']}, layer {first['layer']}, element "
+                   f"{first['element']}: expected {first['expected']}, got {first['actual']}")
+    if not report["bit_exact"]:
+        raise SystemExit(1)

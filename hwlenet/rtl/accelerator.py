@@ -295,11 +295,12 @@ class LeNetAccelerator(wiring.Component):
         m.d.comb += controller.streamer_busy.eq(busy)
         with m.If(post.out_done & (tag.job == dense[-1].index)):
             m.d.sync += [busy.eq(1), count.eq(tag.count), current.eq(0)]
-        logits = self.results.payload.logits
+        logits = [Signal.like(results[0][i], name=f"selected_logit_{i}") for i in range(10)]
         with m.Switch(current):
             for b in range(cols):
                 with m.Case(b):
                     m.d.comb += [logits[i].eq(results[b][i]) for i in range(10)]
+        m.d.comb += [self.results.payload.logits[i].eq(logits[i]) for i in range(10)]
         best = Signal(4)
         best_value = logits[0]
         best_index = 0

@@ -18,10 +18,14 @@ from .postproc import value_width
 __all__ = ["LINT_WAIVERS", "emit_verilog", "traced_layers"]
 
 TEMPLATES = Path(__file__).parent / "templates"
-#: ``verilator -Wall`` warnings waived for Amaranth's generated Verilog: it declares every
-#: bit of a memory or struct even when the design reads only some (UNUSED), and its
-#: process-per-signal style trips DECLFILENAME/PINCONNECTEMPTY on the generated names.
-LINT_WAIVERS = "-Wno-UNUSEDSIGNAL -Wno-DECLFILENAME -Wno-PINCONNECTEMPTY"
+#: ``verilator -Wall`` warnings waived for Amaranth's generated Verilog. WIDTH: Amaranth emits
+#: operands at their own width and relies on Verilog's context-determined extension, which is
+#: exactly Amaranth's arithmetic. CASEINCOMPLETE: a switch over job indices lists only the jobs
+#: that exist; other values never occur and leave the defaults assigned before the case.
+#: UNUSEDSIGNAL: Amaranth declares a wire for every field of a struct, used or not, and the
+#: operands leaving the array's last row and column are unused by design. DECLFILENAME: all
+#: modules sit in one file under hierarchical names.
+LINT_WAIVERS = "-Wno-WIDTH -Wno-CASEINCOMPLETE -Wno-UNUSEDSIGNAL -Wno-DECLFILENAME"
 
 
 def traced_layers(plan):

@@ -25,6 +25,8 @@ __all__ = ["ConvJob", "DenseJob", "HardwarePlan", "parse_array", "plan_hardware"
 FEED_LATENCY = 2
 #: Cycles from a drained array row entering the post-processor to its memory write.
 POST_LATENCY = 5
+#: Pixels per image, one per input beat.
+IMAGE_PIXELS = 784
 
 
 def parse_array(text):
@@ -169,6 +171,26 @@ class HardwarePlan:
     def job_cycles(self, job):
         """Issue cycles of one job: every tile for ``tile_period`` cycles, plus one flush."""
         return job.tiles * job.tile_period + 1
+
+    def predicted_cycles(self, images):
+        """Exact cycles of a run of ``images`` images, from the first pixel accepted to the last
+        result delivered, with pixels and results never stalled.
+
+        The first image streams in (784 cycles, plus one to see it loaded); then each batch
+        runs its jobs back to back with :attr:`barrier` idle cycles before every job that
+        reads the previous job's results; the last results drain through the array and the
+        post-processor and leave one per cycle.
+        """
+        conv, dense = self.conv_jobs, self.dense_jobs
+        total = IMAGE_PIXELS + 1
+        remaining = images
+        while remaining > 0:
+            batch = min(self.batch, remaining)
+            remaining -= batch
+            per_image = sum(self.job_cycles(job) for job in conv) + self.barrier * (len(conv) - 1)
+            total += batch * per_image
+            total += sum(self.job_cycles(job) + self.barrier for job in dense)
+        return total + FEED_LATENCY + self.rows + self.cols + POST_LATENCY + batch
 
     def cycle_model(self):
         """Analytic cycles per image in steady state, per job and in total (dict)."""
