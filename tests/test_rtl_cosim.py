@@ -76,7 +76,7 @@ def corrupt_weight(folder, qmodel, layer_name, lane=0, k=0):
     """Flip every bit of one weight in the exported design's weight ROM."""
     plan = plan_hardware(qmodel, 8, 8)
     _, bases = plan.weight_words()
-    job = next(job for job in plan.jobs if (job.conv if job.kind == "conv" else job.dense).name
+    job = next(job for job in plan.jobs if job.layer.name
                == layer_name)
     address = bases[job.index] + k
     design = folder / "hwlenet_top.v"

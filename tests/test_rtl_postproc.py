@@ -21,7 +21,7 @@ def activate(layer, acc):
 
 
 def expected_outputs(plan, job, channel, acc):
-    layer = job.conv if job.kind == "conv" else job.dense
+    layer = job.layer
     y = activate(layer, acc + layer.aligned_bias()[channel]) if channel < len(layer.bias) else None
     if y is None or job.kind == "dense":
         return y
@@ -44,7 +44,7 @@ def test_postprocessor_matches_numba(name, bits, rows, cols):
     rng = np.random.default_rng(bits * 100 + rows)
     stimuli = []
     for job in plan.jobs:
-        layer = job.conv if job.kind == "conv" else job.dense
+        layer = job.layer
         limit = 1 << (layer.accumulator_width - 2)
         for row_tile in range(job.row_tiles):
             for row in range(rows):

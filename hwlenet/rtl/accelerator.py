@@ -93,13 +93,13 @@ class LeNetAccelerator(wiring.Component):
         in_banks = banks("input", cols, plan.input_buffer.depth)
         mid_banks = banks("mid", cols, plan.mid_buffer.depth)
         fc_banks = banks("fcin", cols * groups, plan.fc_input_depth)
-        dense_banks = [banks(f"dense{job.index}", cols, job.dense.out_shape[0])
+        dense_banks = [banks(f"dense{job.index}", cols, job.layer.out_shape[0])
                        for job in dense[:-1]]
         conv_buffers = {conv[0].index: (plan.input_buffer, in_banks),
                         conv[1].index: (plan.mid_buffer, mid_banks)}
 
         # ---- input loader ------------------------------------------------------------------
-        pad = conv[0].conv.padding
+        pad = conv[0].layer.padding
         loading = Signal(32)
         pixel_x = Signal(range(IMAGE_SIDE))
         pixel_y = Signal(range(IMAGE_SIDE))
@@ -230,7 +230,7 @@ class LeNetAccelerator(wiring.Component):
         tag = post.out_tag
         channel = post.out_channel
         m.d.comb += controller.done.eq(post.out_done)
-        next_pad = conv[1].conv.padding
+        next_pad = conv[1].layer.padding
         mid = plan.mid_buffer
         results = [[Signal(self.results.payload.logits.shape().elem_shape, name=f"logit_{b}_{i}")
                     for i in range(10)] for b in range(cols)]

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import HwlenetError
 
-__all__ = ["ConvJob", "DenseJob", "HardwarePlan", "parse_array", "plan_hardware"]
+__all__ = ["ConvJob", "DenseJob", "Job", "HardwarePlan", "parse_array", "plan_hardware"]
 
 #: Cycles from the controller issuing a token to its operands entering the array edge.
 FEED_LATENCY = 2
@@ -43,17 +43,37 @@ def parse_array(text):
 
 
 @dataclass
-class ConvJob:
-    """A convolution fused with its 2x2 pooling layer."""
+class Job:
+    """One layer's work on the array: ``layer`` is the convolution or dense layer whose
+    weights stream through it, ``out_layer`` the layer whose outputs get stored."""
 
     index: int
-    conv: object
-    pool: object
+    layer: object
     tile_period: int = 0
     row_tiles: int = 0
+    ktable: list = field(default_factory=list)
+
+    @property
+    def out_layer(self):
+        return self.layer
+
+    @property
+    def depth(self):
+        """Reduction length: weights per output."""
+        return int(np.prod(self.layer.weight.shape[1:]))
+
+    @property
+    def tiles(self):
+        return self.row_tiles
+
+
+@dataclass
+class ConvJob(Job):
+    """A convolution fused with its 2x2 pooling layer ``pool``."""
+
+    pool: object = None
     block_rows: int = 0
     block_cols: int = 0
-    ktable: list = field(default_factory=list)
 
     kind = "conv"
 
@@ -62,37 +82,15 @@ class ConvJob:
         return self.pool
 
     @property
-    def depth(self):
-        return int(np.prod(self.conv.weight.shape[1:]))
-
-    @property
     def tiles(self):
         return self.row_tiles * self.block_rows * self.block_cols
 
 
 @dataclass
-class DenseJob:
+class DenseJob(Job):
     """A fully connected layer over a batch of images."""
 
-    index: int
-    dense: object
-    tile_period: int = 0
-    row_tiles: int = 0
-    ktable: list = field(default_factory=list)
-
     kind = "dense"
-
-    @property
-    def out_layer(self):
-        return self.dense
-
-    @property
-    def depth(self):
-        return int(self.dense.weight.shape[1])
-
-    @property
-    def tiles(self):
-        return self.row_tiles
 
 
 @dataclass
@@ -199,15 +197,15 @@ class HardwarePlan:
         per_job = {}
         for position, job in enumerate(conv):
             waits = self.barrier if position + 1 < len(conv) else 0
-            per_job[job.conv.name] = self.job_cycles(job) + waits
-        per_job[conv[-1].conv.name] += self.barrier / self.batch
+            per_job[job.layer.name] = self.job_cycles(job) + waits
+        per_job[conv[-1].layer.name] += self.barrier / self.batch
         for job in dense:
             waits = self.barrier if job is not dense[-1] else 0
-            per_job[job.dense.name] = (self.job_cycles(job) + waits) / self.batch
+            per_job[job.layer.name] = (self.job_cycles(job) + waits) / self.batch
         macs = {name: 0 for name in per_job}
         useful = dict(macs)
         for job in self.jobs:
-            layer = job.conv if job.kind == "conv" else job.dense
+            layer = job.layer
             macs[layer.name] = layer.macs()
             useful[layer.name] = int(np.count_nonzero(layer.weight)) * (
                 layer.out_shape[1] * layer.out_shape[2] if job.kind == "conv" else 1)
@@ -233,7 +231,7 @@ class HardwarePlan:
         """Weight ROM contents: for each job, row tile and k, the ``rows`` weights (ints)."""
         words, bases = [], []
         for job in self.jobs:
-            layer = job.conv if job.kind == "conv" else job.dense
+            layer = job.layer
             matrix = layer.weight.reshape(layer.weight.shape[0], -1)
             bases.append(len(words))
             for row_tile in range(job.row_tiles):
@@ -249,7 +247,7 @@ class HardwarePlan:
         """Bias ROM contents (aligned to each accumulator) and each job's base address."""
         words, bases = [], []
         for job in self.jobs:
-            layer = job.conv if job.kind == "conv" else job.dense
+            layer = job.layer
             bases.append(len(words))
             words.extend(int(b) for b in layer.aligned_bias())
         return words, bases
@@ -292,7 +290,7 @@ def plan_hardware(qmodel, rows=8, cols=8):
     for position, (layer, pool) in enumerate(conv_pairs):
         channels, kernel = layer.weight.shape[1], layer.weight.shape[2]
         maps, out_h, out_w = layer.out_shape
-        job = ConvJob(len(jobs), layer, pool)
+        job = ConvJob(len(jobs), layer, pool=pool)
         job.row_tiles = math.ceil(maps / rows)
         job.block_rows = out_h // 2
         job.block_cols = math.ceil(out_w / half)

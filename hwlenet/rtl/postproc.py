@@ -86,11 +86,11 @@ class PostProcessor(wiring.Component):
                                                   depth=len(bias_words), init=bias_words)
         bias_port = bias_rom.read_port()
 
-        tanh_jobs = [job for job in jobs if _main_layer(job).activation == "tanh"]
+        tanh_jobs = [job for job in jobs if job.layer.activation == "tanh"]
         lut_base, lut_words = {}, []
         for job in tanh_jobs:
             lut_base[job.index] = len(lut_words)
-            lut_words.extend(int(v) for v in _main_layer(job).lut)
+            lut_words.extend(int(v) for v in job.layer.lut)
         lut_ports = []
         if lut_words:
             m.submodules.lut_rom = lut_rom = Memory(shape=signed(width), depth=len(lut_words),
@@ -136,7 +136,7 @@ class PostProcessor(wiring.Component):
         with m.Switch(tag.job):
             for job in jobs:
                 with m.Case(job.index):
-                    maps = _main_layer(job).out_shape[0]
+                    maps = job.layer.out_shape[0]
                     if job.kind == "conv":
                         pooled_w = job.pool.out_shape[2]
                         for g in range(groups):
@@ -167,7 +167,7 @@ class PostProcessor(wiring.Component):
             m.d.comb += total.eq(lanes1[c] + bias_port.data)
             with m.Switch(tag1.job):
                 for job in jobs:
-                    layer = _main_layer(job)
+                    layer = job.layer
                     fmt = layer.requant_format()
                     value = Mux(total < 0, 0, total) if layer.activation == "relu" else total
                     with m.Case(job.index):
@@ -182,7 +182,7 @@ class PostProcessor(wiring.Component):
             with m.Switch(tag2.job):
                 for job in tanh_jobs:
                     with m.Case(job.index):
-                        low = _main_layer(job).pre_format.min_int
+                        low = job.layer.pre_format.min_int
                         m.d.comb += port.addr.eq(lut_base[job.index] + requantized[c] - low)
         held = stage(*requantized, name="r2")
         valid3, channel3, tag3, done3, lane_valid3, *coef3 = stage(
@@ -246,6 +246,3 @@ class PostProcessor(wiring.Component):
                      self.out_done.eq(done5)]
         return m
 
-
-def _main_layer(job):
-    return job.conv if job.kind == "conv" else job.dense
