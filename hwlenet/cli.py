@@ -206,7 +206,12 @@ def emit_verilog_command(qmodel, out_dir, array, vectors, data_dir, json_path):
 
     rows, cols = parse_array(array)
     artifact = load_artifact(qmodel)
-    images = load_mnist("test", data_dir).head(vectors).images if vectors else None
+    images = None
+    if vectors:
+        test_split = load_mnist("test", data_dir)
+        if vectors > len(test_split):
+            raise HwlenetError(f"--vectors {vectors} exceeds the {len(test_split)} test images")
+        images = test_split.head(vectors).images
     manifest = emit_verilog(artifact, out_dir, rows, cols, images, progress=False)
     model = manifest["analytic"]
     click.echo(f"wrote {out_dir}: {artifact.arch} on a {rows}x{cols} array, "

@@ -23,8 +23,12 @@ def main():
     print(f"RTL ({model['array']} systolic array) on {cosim['simulator']}: {cosim['images']} "
           f"images, {cosim['mismatches']} mismatches -> "
           f"{'bit-exact' if cosim['bit_exact'] else 'MISMATCH'}")
-    print(f"cycles per image     {cosim['cycles_per_image']:.0f} measured, "
-          f"{model['cycles_per_image']:.0f} analytic; PE utilization {model['utilization']:.1%}")
+    exact = "exactly as modelled" if cosim["cycles"] == cosim["predicted_cycles"] else \
+        f"model {cosim['predicted_cycles']}"
+    print(f"cycles               {cosim['cycles']} for this run ({exact}); "
+          f"{model['cycles_per_image']:.0f} per image in steady state")
+    print(f"PE utilization       {model['utilization']:.1%} of {model['array']} MAC slots "
+          f"({model['nonzero_utilization']:.1%} counting non-zero weights only)")
     return 0 if cosim["bit_exact"] else 1
 
 

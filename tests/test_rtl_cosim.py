@@ -159,3 +159,14 @@ def test_emit_verilog_cli_rejects_bad_array(tmp_path):
                                        "--array", "8x6"])
     assert result.exit_code == 1
     assert "array cols must be a power of two" in result.output
+
+
+def test_emit_verilog_cli_rejects_too_many_vectors(tmp_path, data_dir, qmodels):
+    from hwlenet.quant.artifact import save_artifact
+
+    save_artifact(qmodels["lenet5-relu"], tmp_path / "q.npz")
+    result = CliRunner().invoke(main, ["emit-verilog", str(tmp_path / "q.npz"), "--out",
+                                       str(tmp_path / "out"), "--vectors", "10001",
+                                       "--data-dir", str(data_dir)])
+    assert result.exit_code == 1
+    assert "exceeds the 10000 test images" in result.output

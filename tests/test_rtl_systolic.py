@@ -57,3 +57,13 @@ def test_tiles_back_to_back_match_matrix_products(rows, cols):
         expected = weights[tile] @ operands[tile]
         assert sorted(by_row) == list(range(rows))
         np.testing.assert_array_equal(np.array([by_row[r] for r in range(rows)]), expected)
+
+
+@pytest.mark.parametrize("kwargs,message", [({"rows": 0}, "rows must be a positive integer, not 0"),
+                                            ({"cols": "8"}, "cols must be a positive integer")])
+def test_array_rejects_bad_sizes(kwargs, message):
+    settings = dict(rows=2, cols=4, weight_width=8, operand_width=9, accumulator_width=20,
+                    tag_width=4)
+    settings.update(kwargs)
+    with pytest.raises(TypeError, match=message):
+        SystolicArray(**settings)

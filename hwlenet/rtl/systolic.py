@@ -33,6 +33,7 @@ class SystolicArray(wiring.Component):
                  tag_width):
         for name, value in (("rows", rows), ("cols", cols), ("tag_width", tag_width)):
             if not isinstance(value, int) or value < 1:
+                self._MustUse__silence = True  # never built, so never elaborated
                 raise TypeError(f"{name} must be a positive integer, not {value!r}")
         self.rows, self.cols = rows, cols
         self.widths = dict(weight_width=weight_width, operand_width=operand_width,
