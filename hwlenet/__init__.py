@@ -1,4 +1,4 @@
-"""hwlenet: a float LeNet-5, quantized to fixed point, simulated bit-accurately and lowered to RTL."""
+"""hwlenet: a float LeNet-5, quantized to fixed point, simulated bit-accurately, lowered to RTL."""
 
 from .errors import HwlenetError
 

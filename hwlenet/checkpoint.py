@@ -70,7 +70,8 @@ def load_checkpoint(path):
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise HwlenetError(f"{path}: not an hwlenet checkpoint")
     if payload.get("version") != CHECKPOINT_VERSION:
-        raise HwlenetError(f"{path}: checkpoint version {payload.get('version')!r} is not supported")
+        raise HwlenetError(
+            f"{path}: checkpoint version {payload.get('version')!r} is not supported")
     arch = payload.get("arch")
     if arch not in ARCHITECTURES:
         raise HwlenetError(f"{path}: unknown architecture {arch!r}")
@@ -83,7 +84,8 @@ def load_checkpoint(path):
     if set(state) != set(expected):
         missing = sorted(set(expected) - set(state))
         extra = sorted(set(state) - set(expected))
-        raise HwlenetError(f"{path}: tensors do not fit {arch!r} (missing {missing}, extra {extra})")
+        raise HwlenetError(
+            f"{path}: tensors do not fit {arch!r} (missing {missing}, extra {extra})")
     for key, tensor in state.items():
         if not isinstance(tensor, torch.Tensor) or tensor.shape != expected[key].shape:
             raise HwlenetError(f"{path}: tensor {key} has the wrong shape for {arch!r}")
@@ -116,7 +118,8 @@ def resolve_model(name_or_path=None):
         path = Path(name_or_path)
         if not path.is_file():
             shipped = ", ".join(SHIPPED_MODELS)
-            raise HwlenetError(f"no model {name_or_path!r}: not a file nor a shipped model ({shipped})")
+            raise HwlenetError(
+                f"no model {name_or_path!r}: not a file nor a shipped model ({shipped})")
     model, meta = load_checkpoint(path)
     return model, meta, str(name_or_path)
 

@@ -46,7 +46,8 @@ def main():
 
 
 @main.command()
-@click.option("--arch", type=click.Choice(["classic", "relu"]), default="classic", show_default=True)
+@click.option("--arch", type=click.Choice(["classic", "relu"]), default="classic",
+              show_default=True)
 @data_dir_option
 @click.option("--epochs", type=click.IntRange(min=1), default=40, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)

@@ -123,7 +123,8 @@ def read_idx(path, expect_dtype=np.uint8, expect_ndim=None):
         raise HwlenetError(
             f"{path}: {state}: header says {shape} ({expected} bytes), file holds {actual}"
         )
-    return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+    array = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
+    return array.astype(dtype.newbyteorder("="))
 
 
 def resolve_data_dir(data_dir=None):

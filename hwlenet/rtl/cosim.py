@@ -14,8 +14,8 @@ __all__ = ["SIMULATORS", "read_export", "run_cosim"]
 
 SIMULATORS = ("verilator", "icarus", "amaranth")
 INSTALL_HINT = {
-    "verilator": "verilator is not installed: apt-get install -y verilator (as root, or with sudo)",
-    "icarus": "Icarus Verilog is not installed: apt-get install -y iverilog (as root, or with sudo)",
+    "verilator": "verilator is not installed: apt-get install -y verilator (as root or with sudo)",
+    "icarus": "Icarus Verilog is not installed: apt-get install -y iverilog (as root or sudo)",
 }
 _RESULT = re.compile(r"RESULT images=(\d+) mismatches=(\d+) cycles=(\d+)")
 _MISMATCH = re.compile(r"FIRST_MISMATCH image=(\d+) layer=(\S+) element=(\d+) "

@@ -172,7 +172,7 @@ class PostProcessor(wiring.Component):
                     value = Mux(total < 0, 0, total) if layer.activation == "relu" else total
                     with m.Case(job.index):
                         m.d.sync += requantized[c].eq(
-                            requantize(value, layer.acc_frac - fmt.frac, fmt))
+                            requantize(value, layer.requant_shift, fmt))
         coef2 = [port.data for port in (coef_port, bias2_port) if port is not None]
         valid2, channel2, tag2, done2, lane_valid2, *coef2 = stage(
             valid1, channel1, tag1, done1, lane_valid1, *coef2, name="s2")
@@ -216,7 +216,7 @@ class PostProcessor(wiring.Component):
                             fmt = pool.requant_format()
                             block = window[0] + window[1] + window[2] + window[3]
                             m.d.sync += pooled[g].eq(requantize(
-                                coef3[0] * block + coef3[1], pool.acc_frac - fmt.frac, fmt))
+                                coef3[0] * block + coef3[1], pool.requant_shift, fmt))
         valid4, channel4, tag4, done4, lane_valid4 = stage(
             valid3, channel3, tag3, done3, lane_valid3, name="s4")
 

@@ -152,7 +152,7 @@ def _int_type(fmt):
 
 def _post(layer):
     fmt = layer.requant_format()
-    post = (layer.acc_frac - fmt.frac, ROUNDING_CODES[fmt.rounding],
+    post = (layer.requant_shift, ROUNDING_CODES[fmt.rounding],
             OVERFLOW_CODES[fmt.overflow], fmt.min_int, fmt.max_int, fmt.width,
             ACTIVATION_CODES[layer.activation], fmt.min_int)
     lut = layer.lut if layer.lut is not None else np.zeros(1, np.int64)
@@ -176,8 +176,8 @@ def conv_layer(layer, x):
     pad = layer.padding
     padded = np.pad(x.astype(acc_type), ((0, 0), (0, 0), (pad, pad), (pad, pad)))
     flat = padded.reshape(padded.shape[0], padded.shape[1], -1)
-    _conv_kernel(flat, np.int64(padded.shape[3]), layer.weight.astype(acc_type), layer.aligned_bias().astype(acc_type),
-                 post, lut, np.zeros(1, acc_type), out)
+    _conv_kernel(flat, np.int64(padded.shape[3]), layer.weight.astype(acc_type),
+                 layer.aligned_bias().astype(acc_type), post, lut, np.zeros(1, acc_type), out)
     return out
 
 
