@@ -4,7 +4,7 @@
     python scripts/synth.py DIR [--json PATH]
 
 Runs ``read_verilog DIR/hwlenet_top.v; synth -top hwlenet_top; stat`` and prints the cell
-counts (flip-flops, multiplexers, logic gates). Slow on big ROMs: the generic flow turns
+counts (flip-flops, multiplexers, logic gates); the whole log goes to DIR/synth.log. Slow on big ROMs: the generic flow turns
 memories into logic.
 """
 
@@ -38,6 +38,7 @@ def main():
         cwd=design.parent, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     output = completed.stdout + completed.stderr
+    (design.parent / "synth.log").write_text(output)
     stat = output[output.rfind("=== hwlenet_top ==="):] if "=== hwlenet_top ===" in output \
         else output[-3000:]
     cells = {name: int(count) for count, name in

@@ -157,3 +157,10 @@ def test_rejects_corrupt_file(tmp_path, quantized):
     path.write_bytes(path.read_bytes()[:300])
     with pytest.raises(HwlenetError, match="not a readable quantized artifact"):
         load_artifact(path)
+
+
+def test_rejects_non_archive(tmp_path):
+    path = tmp_path / "q.npz"
+    path.write_text("garbage")
+    with pytest.raises(HwlenetError, match="not an .npz archive"):
+        load_artifact(path)

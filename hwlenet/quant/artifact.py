@@ -280,11 +280,16 @@ def load_artifact(path):
     """
     path = Path(path)
     try:
+        with open(path, "rb") as handle:
+            if handle.read(4) != b"PK\x03\x04":
+                raise HwlenetError(f"{path}: not a quantized artifact (not an .npz archive)")
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
         manifest = json.loads(str(arrays.pop("manifest")))
     except FileNotFoundError:
         raise HwlenetError(f"no such artifact: {path}") from None
+    except HwlenetError:
+        raise
     except KeyError:
         raise HwlenetError(f"{path}: not a quantized artifact (no manifest)") from None
     except Exception as error:  # numpy/zipfile/json raise many types for damaged files
