@@ -20,9 +20,13 @@ def read_hex(path, bits, signed):
     return values
 
 
-def run_amaranth_bench(directory, manifest, images):
+def run_amaranth_bench(directory, manifest, images, stall_seed=None):
     """Feed ``images`` exported vectors to the design in Amaranth's simulator and compare every
-    traced value, logit and class; returns the same report as the HDL testbenches."""
+    traced value, logit and class; returns the same report as the HDL testbenches.
+
+    With ``stall_seed``, the pixel source pauses and the result sink withholds ``ready`` at
+    random (seeded) cycles, to exercise both streams' back-pressure.
+    """
     directory = Path(directory)
     qmodel = load_artifact(directory / "model.npz")
     plan = plan_hardware(qmodel, manifest["array"]["rows"], manifest["array"]["cols"])
@@ -46,8 +50,14 @@ def run_amaranth_bench(directory, manifest, images):
                                         "actual": int(got)}
         report["mismatches"] += 1
 
+    rng = np.random.default_rng(stall_seed)
+    stalling = stall_seed is not None
+
     async def feed(ctx):
         for index, pixel in enumerate(pixels):
+            while stalling and rng.random() < 0.3:
+                ctx.set(dut.pixels.valid, 0)
+                await ctx.tick()
             last = int(index == len(pixels) - 1)
             ctx.set(dut.pixels.payload, {"pixel": int(pixel), "last": last})
             ctx.set(dut.pixels.valid, 1)
@@ -57,10 +67,12 @@ def run_amaranth_bench(directory, manifest, images):
     async def check(ctx):
         ctx.set(dut.results.ready, 1)
         cycle, first_cycle, received = 0, None, 0
-        async for _, _, started, valid, payload, trace in ctx.tick().sample(
-                dut.pixels.valid & dut.pixels.ready, dut.results.valid, dut.results.payload,
-                dut.trace):
+        async for _, _, started, valid, ready, payload, trace in ctx.tick().sample(
+                dut.pixels.valid & dut.pixels.ready, dut.results.valid, dut.results.ready,
+                dut.results.payload, dut.trace):
             cycle += 1
+            if stalling:
+                ctx.set(dut.results.ready, int(rng.random() < 0.5))
             if started and first_cycle is None:
                 first_cycle = cycle
             for lane in range(plan.cols):
@@ -70,7 +82,7 @@ def run_amaranth_bench(directory, manifest, images):
                     if trace.value[lane] != want:
                         mismatch(trace.image[lane], name, trace.index[lane], want,
                                  trace.value[lane])
-            if valid:
+            if valid and ready:
                 for i in range(10):
                     if payload.logits[i] != logits[received, i]:
                         mismatch(received, "logits", i, logits[received, i], payload.logits[i])
