@@ -180,3 +180,14 @@ def test_streams_tolerate_back_pressure(exports):
     folder = exports["lenet5-relu"]
     report = run_amaranth_bench(folder, read_export(folder), 2, stall_seed=7)
     assert report["images"] == 2 and report["mismatches"] == 0
+
+
+def test_trace_port_is_optional(qmodels):
+    from amaranth.back import verilog
+
+    from hwlenet.rtl.accelerator import LeNetAccelerator
+
+    plan = plan_hardware(qmodels["lenet5-relu"], 4, 4)
+    bare = LeNetAccelerator(plan=plan, trace=False)
+    assert "trace" not in bare.signature.members
+    assert "trace" not in verilog.convert(bare, name="top", emit_src=False).split(");")[0]

@@ -56,15 +56,18 @@ class LeNetAccelerator(wiring.Component):
     Parameters
     ----------
     plan : HardwarePlan
+    trace : bool
+        Expose the ``trace`` port (the testbenches need it; an FPGA build may leave it out).
     """
 
-    def __init__(self, *, plan):
+    def __init__(self, *, plan, trace=True):
         self.plan = plan
-        super().__init__({
-            "pixels": In(stream.Signature(pixel_layout())),
-            "results": Out(stream.Signature(result_layout(plan))),
-            "trace": Out(trace_layout(plan)),
-        })
+        self.has_trace = bool(trace)
+        ports = {"pixels": In(stream.Signature(pixel_layout())),
+                 "results": Out(stream.Signature(result_layout(plan)))}
+        if self.has_trace:
+            ports["trace"] = Out(trace_layout(plan))
+        super().__init__(ports)
 
     def elaborate(self, platform):
         m = Module()
@@ -80,6 +83,7 @@ class LeNetAccelerator(wiring.Component):
             operand_width=plan.operand_width, accumulator_width=plan.accumulator_width,
             tag_width=tile_tag_layout(plan).size)
         m.submodules.post = post = PostProcessor(plan=plan)
+        trace = self.trace if self.has_trace else Signal(trace_layout(plan))
 
         def banks(name, count, depth):
             memories = []
@@ -237,16 +241,16 @@ class LeNetAccelerator(wiring.Component):
         for job in plan.jobs:
             with m.If(tag.job == job.index):
                 layer_index = plan.qmodel.layers.index(job.out_layer)
-                m.d.comb += self.trace.layer.eq(layer_index)
+                m.d.comb += trace.layer.eq(layer_index)
                 for c in range(cols):
-                    m.d.comb += [self.trace.valid[c].eq(post.out_valid[c]),
-                                 self.trace.value[c].eq(post.out_value[c])]
+                    m.d.comb += [trace.valid[c].eq(post.out_valid[c]),
+                                 trace.value[c].eq(post.out_value[c])]
                 if job.kind == "conv":
                     out_c, out_h, out_w = job.pool.out_shape
                     for g in range(groups):
                         px = tag.block_col * groups + g
-                        m.d.comb += [self.trace.image[g].eq(tag.image),
-                                     self.trace.index[g].eq(channel * out_h * out_w
+                        m.d.comb += [trace.image[g].eq(tag.image),
+                                     trace.index[g].eq(channel * out_h * out_w
                                                             + tag.block_row * out_w + px)]
                     if job is conv[0]:
                         for bank, (_, write) in enumerate(mid_banks):
@@ -273,8 +277,8 @@ class LeNetAccelerator(wiring.Component):
                                                   + tag.block_col)]
                 else:
                     for c in range(cols):
-                        m.d.comb += [self.trace.image[c].eq(tag.image + c),
-                                     self.trace.index[c].eq(channel)]
+                        m.d.comb += [trace.image[c].eq(tag.image + c),
+                                     trace.index[c].eq(channel)]
                     if job is not dense[-1]:
                         for c, (_, write) in enumerate(dense_banks[dense.index(job)]):
                             m.d.comb += [write.en.eq(post.out_valid[c]), write.addr.eq(channel),
