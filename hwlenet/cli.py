@@ -213,7 +213,7 @@ def emit_verilog_command(qmodel, out_dir, array, vectors, data_dir, json_path):
         if vectors > len(test_split):
             raise HwlenetError(f"--vectors {vectors} exceeds the {len(test_split)} test images")
         images = test_split.head(vectors).images
-    manifest = emit_verilog(artifact, out_dir, rows, cols, images, progress=False)
+    manifest = emit_verilog(artifact, out_dir, rows, cols, images, progress=True)
     model = manifest["analytic"]
     click.echo(f"wrote {out_dir}: {artifact.arch} on a {rows}x{cols} array, "
                f"{manifest['vectors']} test vectors")
@@ -238,8 +238,11 @@ def emit_verilog_command(qmodel, out_dir, array, vectors, data_dir, json_path):
 @json_option
 def cosim(directory, simulator, images, jobs, json_path):
     """Co-simulate an exported DIRECTORY and check the RTL bit for bit."""
-    from .rtl.cosim import run_cosim
+    from .rtl.cosim import read_export, run_cosim
 
+    count = images or read_export(directory)["vectors"]
+    click.echo(f"cosim: building and running the {simulator} bench on {count} images "
+               f"({jobs} process{'es' if jobs > 1 else ''})...", err=True)
     report = run_cosim(directory, simulator, images, jobs)
     write_json(json_path, report)
     verdict = "bit-exact" if report["bit_exact"] else "MISMATCH"
