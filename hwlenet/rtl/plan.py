@@ -123,12 +123,6 @@ class FeatureBuffer:
     def depth(self):
         return self.copies * self.copy_words
 
-    def locate(self, channel, y, x, copy=0):
-        """(bank, row) of element ``(channel, y, x)``."""
-        bank = (y % 2) * self.half_cols + x % self.half_cols
-        return bank, copy * self.copy_words + channel * self.plane + (y // 2) * self.row_words \
-            + x // self.half_cols
-
 
 @dataclass
 class HardwarePlan:
