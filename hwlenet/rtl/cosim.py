@@ -2,13 +2,13 @@
 
 import json
 import re
-import shutil
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..errors import HwlenetError
+from ..tools import find_tool
 
 __all__ = ["SIMULATORS", "read_export", "run_cosim"]
 
@@ -55,9 +55,9 @@ def _run(command, directory):
 
 def _build(directory, simulator):
     tool = "verilator" if simulator == "verilator" else "iverilog"
-    if shutil.which(tool) is None:
+    if find_tool(tool) is None:
         raise HwlenetError(INSTALL_HINT[simulator])
-    if shutil.which("make") is None:
+    if find_tool("make") is None:
         raise HwlenetError("make is not installed: apt-get install -y make")
     target = "obj_dir/Vtb" if simulator == "verilator" else "tb_icarus.vvp"
     completed = _run(["make", "--no-print-directory", target], directory)
