@@ -7,8 +7,6 @@ import click
 
 from .errors import HwlenetError
 
-MODEL_HELP = "a checkpoint path or a shipped model: lenet5-classic (default) or lenet5-relu"
-
 
 class _Group(click.Group):
     """Reports :class:`HwlenetError` as a one-line error with exit status 1."""

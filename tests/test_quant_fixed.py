@@ -42,7 +42,7 @@ def test_half_up_rounds_ties_toward_plus_infinity():
 
 def test_saturate_and_wrap():
     sat = FixedFormat(4, 0, True, "half_up", "saturate")
-    wrap = sat.with_modes("half_up", "wrap")
+    wrap = FixedFormat(4, 0, True, "half_up", "wrap")
     assert [requantize_int(v, 0, sat) for v in (9, -9, 7, -8)] == [7, -8, 7, -8]
     assert [requantize_int(v, 0, wrap) for v in (9, -9, 8, 16)] == [-7, 7, -8, 0]
     unsigned = FixedFormat(4, 0, False)

@@ -95,10 +95,6 @@ class FixedFormat:
         """The value of one least significant bit, ``2**-frac``."""
         return math.ldexp(1.0, -self.frac)
 
-    def with_modes(self, rounding, overflow):
-        """The same width, frac and signedness with other rounding and overflow modes."""
-        return FixedFormat(self.width, self.frac, self.signed, rounding, overflow)
-
     def quantize(self, values):
         """Float array to integers of this format (rounding and overflow as the format says).
 

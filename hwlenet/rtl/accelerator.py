@@ -246,7 +246,7 @@ class LeNetAccelerator(wiring.Component):
                     m.d.comb += [trace.valid[c].eq(post.out_valid[c]),
                                  trace.value[c].eq(post.out_value[c])]
                 if job.kind == "conv":
-                    out_c, out_h, out_w = job.pool.out_shape
+                    _, out_h, out_w = job.pool.out_shape
                     for g in range(groups):
                         px = tag.block_col * groups + g
                         m.d.comb += [trace.image[g].eq(tag.image),

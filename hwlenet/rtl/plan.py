@@ -134,7 +134,6 @@ class HardwarePlan:
     jobs: list
     input_buffer: FeatureBuffer
     mid_buffer: FeatureBuffer
-    fc_input_subbanks: int
     fc_input_depth: int
     weight_width: int
     operand_width: int
@@ -323,7 +322,7 @@ def plan_hardware(qmodel, rows=8, cols=8):
     return HardwarePlan(
         qmodel=qmodel, rows=rows, cols=cols, jobs=jobs,
         input_buffer=buffers[0], mid_buffer=buffers[1],
-        fc_input_subbanks=subbanks, fc_input_depth=fc_depth,
+        fc_input_depth=fc_depth,
         weight_width=max(lay.weight_format.width for lay in computing),
         operand_width=max(operand_widths),
         accumulator_width=max(lay.accumulator_width for lay in computing),
