@@ -17,11 +17,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -e '.[dev]'
 	touch $(STAMP)
 
-# Verilator and Icarus Verilog come from the system's packages.
+# Verilator, Icarus Verilog and GTKWave (fst2vcd, to read Verilator's waveforms) come from the
+# system's packages.
 tools:
 	@missing=""; \
 	command -v verilator >/dev/null || missing="$$missing verilator"; \
 	command -v iverilog >/dev/null || missing="$$missing iverilog"; \
+	command -v fst2vcd >/dev/null || missing="$$missing gtkwave"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update && apt-get install -y $$missing; \
@@ -37,7 +39,7 @@ demo: venv
 	$(BIN)/hwlenet quantize lenet5-classic --bits 8 --data-dir $(DATA) --out $(DEMO)/q.npz
 	$(BIN)/hwlenet simulate $(DEMO)/q.npz --data-dir $(DATA) --json $(DEMO)/simulate.json \
 	  --plot $(DEMO)/layers.png
-	$(BIN)/hwlenet emit-verilog $(DEMO)/q.npz --out $(DEMO)/rtl --vectors 100 --data-dir $(DATA)
+	$(BIN)/hwlenet emit-verilog $(DEMO)/q.npz --out $(DEMO)/rtl --vectors 100 --cover --data-dir $(DATA)
 	$(BIN)/hwlenet cosim $(DEMO)/rtl --simulator verilator --jobs 2 --json $(DEMO)/cosim.json
 	$(BIN)/python scripts/summary.py $(DEMO)
 

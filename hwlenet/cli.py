@@ -186,6 +186,27 @@ def simulate(qmodel, data_dir, limit, json_path, plot_path):
     write_json(json_path, {"artifact": str(qmodel), "arch": artifact.arch, **report})
 
 
+def _echo_coverage(coverage):
+    """Per-layer table and weight coverage of the exported vectors."""
+    if not coverage:
+        return
+    click.echo(f"  coverage of the {coverage['images']} vectors:")
+    for row in coverage["layers"]:
+        parts = []
+        table, weights = row["table"], row["weights"]
+        if table:
+            parts.append(f"table {table['hit']}/{table['reachable']} reachable entries "
+                         f"({table['fraction_of_reachable']:.1%}; {table['entries']} in all)")
+        if weights:
+            parts.append(f"weights {weights['exercised']}/{weights['words']} exercised "
+                         f"({weights['fraction']:.1%})")
+        if parts:
+            click.echo(f"    {row['name']:4} " + ", ".join(parts))
+        if table and table["missed"]:
+            runs = ", ".join(f"{low}..{high}" for low, high in table["missed"][:4])
+            click.echo(f"         never indexed (reachable as far as the bounds tell): {runs}")
+
+
 @main.command("emit-verilog")
 @click.argument("qmodel", type=click.Path(dir_okay=False))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
@@ -194,13 +215,15 @@ def simulate(qmodel, data_dir, limit, json_path, plot_path):
               help="systolic array size ROWSxCOLS")
 @click.option("--vectors", type=click.IntRange(min=0), default=0, show_default=True,
               help="number of test images to export as self-checking vectors")
+@click.option("--cover", is_flag=True,
+              help="append directed vectors that index every reachable table entry")
 @data_dir_option
 @json_option
-def emit_verilog_command(qmodel, out_dir, array, vectors, data_dir, json_path):
+def emit_verilog_command(qmodel, out_dir, array, vectors, cover, data_dir, json_path):
     """Write QMODEL's accelerator as Verilog with a self-checking testbench."""
     from .data import load_mnist
     from .quant.artifact import load_artifact
-    from .rtl.emit import emit_verilog
+    from .verify.emit import emit_verilog
     from .rtl.plan import parse_array
 
     rows, cols = parse_array(array)
@@ -211,10 +234,11 @@ def emit_verilog_command(qmodel, out_dir, array, vectors, data_dir, json_path):
         if vectors > len(test_split):
             raise HwlenetError(f"--vectors {vectors} exceeds the {len(test_split)} test images")
         images = test_split.head(vectors).images
-    manifest = emit_verilog(artifact, out_dir, rows, cols, images, progress=True)
+    manifest = emit_verilog(artifact, out_dir, rows, cols, images, cover=cover, progress=True)
     model = manifest["analytic"]
     click.echo(f"wrote {out_dir}: {artifact.arch} on a {rows}x{cols} array, "
-               f"{manifest['vectors']} test vectors")
+               f"{manifest['vectors']} test vectors ({manifest['directed_vectors']} directed)")
+    _echo_coverage(manifest["coverage"])
     click.echo(f"  analytic {model['cycles_per_image']:.0f} cycles per image, utilization "
                f"{model['utilization']:.1%} ({model['nonzero_utilization']:.1%} counting "
                "non-zero weights only)")
@@ -233,25 +257,76 @@ def emit_verilog_command(qmodel, out_dir, array, vectors, data_dir, json_path):
               help="how many exported vectors to run (default: all)")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="simulator processes in parallel (Verilator, Icarus)")
+@click.option("--wave", is_flag=True,
+              help="also write a waveform ending at the first mismatch (whole run if short)")
 @json_option
-def cosim(directory, simulator, images, jobs, json_path):
+def cosim(directory, simulator, images, jobs, wave, json_path):
     """Co-simulate an exported DIRECTORY and check the RTL bit for bit."""
-    from .rtl.cosim import read_export, run_cosim
+    from .verify.cosim import read_export, run_cosim
 
-    count = images or read_export(directory)["vectors"]
+    manifest = read_export(directory)
+    count = images or manifest["vectors"]
     click.echo(f"cosim: building and running the {simulator} bench on {count} images "
                f"({jobs} process{'es' if jobs > 1 else ''})...", err=True)
-    report = run_cosim(directory, simulator, images, jobs)
+    report = run_cosim(directory, simulator, images, jobs, wave=wave)
     write_json(json_path, report)
     verdict = "bit-exact" if report["bit_exact"] else "MISMATCH"
-    click.echo(f"{simulator}: {report['images']} images, {report['mismatches']} mismatches, "
-               f"{verdict}; {report['cycles_per_image']:.1f} cycles per image (analytic "
-               f"{report['analytic_cycles_per_image']:.1f}; this run {report['cycles']} cycles, "
-               f"model {report['predicted_cycles']}); {report['images_per_second']:.1f} "
-               "images/s")
+    line = f"{simulator}: {report['images']} images, {report['mismatches']} mismatches, {verdict}"
+    if report["images"]:
+        line += (f"; {report['cycles_per_image']:.1f} cycles per image (analytic "
+                 f"{report['analytic_cycles_per_image']:.1f}; this run {report['cycles']} "
+                 f"cycles, model {report['predicted_cycles']}); "
+                 f"{report['images_per_second']:.1f} images/s")
+    click.echo(line)
+    hang = report["hang"]
+    if hang:
+        click.echo(f"hang: no result for image {hang['image']} within the watchdog; the last "
+                   f"layer that made progress is {hang['last_layer']} (cycle {hang['cycle']})")
     first = report["first_mismatch"]
-    if first:
+    if first and first["kind"] != "hang":
         click.echo(f"first mismatch: image {first['image']}, layer {first['layer']}, element "
-                   f"{first['element']}: expected {first['expected']}, got {first['actual']}")
+                   f"{first['element']}: expected {first['expected']}, got {first['actual']} "
+                   f"({first['kind']}, cycle {first['cycle']})")
+    if report["wave"]:
+        click.echo(f"waveform: {report['wave']['path']}  (open: {report['wave']['open']})")
+    _echo_coverage(report["coverage"])
     if not report["bit_exact"]:
+        raise SystemExit(1)
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--faults", type=click.IntRange(min=1), default=50, show_default=True,
+              help="single-bit faults drawn over every ROM bit")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--jobs", type=click.IntRange(min=1), default=2, show_default=True,
+              help="bench processes in parallel")
+@click.option("--simulator", type=click.Choice(["verilator", "icarus"]), default="verilator",
+              show_default=True)
+@json_option
+def faultcheck(directory, faults, seed, jobs, simulator, json_path):
+    """Flip random bits in DIRECTORY's ROMs and show that its bench catches them.
+
+    Each fault is caught (the bench reports a mismatch: the first diverging layer is named),
+    missed (with the reason: never used by the vectors, or absorbed by ReLU, rounding or
+    saturation) or unobservable (provably unable to change any output). Exits with status 1
+    when an observable fault is missed.
+    """
+    from .verify.faultcheck import run_faultcheck
+
+    report = run_faultcheck(directory, faults, seed, jobs, simulator, progress=True)
+    write_json(json_path, report)
+    summary = report["summary"]
+    click.echo(f"faultcheck {directory}: {summary['total']} faults over {report['rom_bits']} ROM "
+               f"bits, {report['vectors']} vectors: {summary['caught']} caught, "
+               f"{summary['missed']} missed, {summary['unobservable']} unobservable; "
+               f"{summary['caught_fraction_of_observable']:.1%} of observable faults caught")
+    for role, counts in sorted(report["by_role"].items()):
+        click.echo(f"  {role:12} " + ", ".join(f"{counts.get(status, 0)} {status}" for status in
+                                               ("caught", "missed", "unobservable")))
+    for fault in report["faults"]:
+        if fault["status"] == "missed":
+            click.echo(f"  missed: {fault['memory']}[{fault['address']}] bit {fault['bit']} "
+                       f"({fault['layer']} {fault['role']}): {fault['reason']}")
+    if summary["missed"]:
         raise SystemExit(1)

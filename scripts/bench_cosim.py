@@ -15,8 +15,8 @@ import time
 from hwlenet.checkpoint import resolve_model
 from hwlenet.data import load_mnist
 from hwlenet.quant.quantize import quantize_model
-from hwlenet.rtl.cosim import run_cosim
-from hwlenet.rtl.emit import emit_verilog
+from hwlenet.verify.cosim import run_cosim
+from hwlenet.verify.emit import emit_verilog
 from hwlenet.rtl.plan import parse_array
 
 

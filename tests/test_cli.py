@@ -1,9 +1,15 @@
 import json
+import os
+import struct
+import subprocess
+import sys
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from hwlenet.cli import main
+from hwlenet.data import FILES
 
 
 def run(*args):
@@ -35,30 +41,82 @@ def test_evaluate_full_test_set_meets_goals(data_dir):
         assert accuracy >= goal, (name, accuracy)
 
 
+def write_idx(path, array):
+    """A raw IDX file of uint8 ``array``."""
+    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.fixture(scope="module")
+def random_mnist(tmp_path_factory):
+    """A data folder in MNIST's format holding 20 seeded random images per split."""
+    folder = tmp_path_factory.mktemp("random-mnist")
+    rng = np.random.default_rng(4)
+    for images, labels in FILES.values():
+        write_idx(folder / images, rng.integers(0, 256, (20, 28, 28)))
+        write_idx(folder / labels, rng.integers(0, 10, 20))
+    return folder
+
+
+def run_process(*args, cwd):
+    """The installed command line in a fresh interpreter, as a user runs it."""
+    command = [sys.executable, "-c", "from hwlenet.cli import main; main()", *map(str, args)]
+    environment = {key: value for key, value in os.environ.items() if key != "HWLENET_DATA"}
+    return subprocess.run(command, cwd=cwd, env=environment, capture_output=True, text=True,
+                          timeout=300)
+
+
+def config_file(folder, layers):
+    path = folder / "config.json"
+    path.write_text(json.dumps({"layers": layers}))
+    return path
+
+
 @pytest.mark.parametrize("args,message", [
     (["evaluate", "nosuchmodel", "--data-dir", "."], "not a file nor a shipped model"),
-    (["evaluate", "lenet5-relu", "--limit", "0"], "Invalid value for '--limit'"),
+    (["evaluate", "lenet5-relu"], "no data directory: pass --data-dir"),
+    (["evaluate", "bad.pt", "--data-dir", "."], "not a readable checkpoint"),
     (["quantize", "--bits", "0", "--out", "q.npz"], "--bits must be an integer from 2 to 32"),
     (["quantize", "--bits", "33", "--out", "q.npz"], "--bits must be an integer from 2 to 32"),
     (["quantize", "--act-bits", "1", "--out", "q.npz"], "--act-bits must be"),
     (["quantize", "--calib", "0", "--out", "q.npz"], "--calib must be at least 1"),
+    (["quantize", "--config", "missing.json", "--out", "q.npz"], "cannot read config"),
+    (["quantize", "lenet5-relu", "--config", {"fc9": {"weight": {"width": 4}}}, "--data-dir",
+      "MNIST", "--out", "q.npz"], "config names layer 'fc9'"),
+    (["quantize", "lenet5-relu", "--config", {"out": {"output": {"frac": -200}}}, "--data-dir",
+      "MNIST", "--out", "q.npz"], "bits; at most 64 are supported"),
+    (["quantize", "lenet5-classic", "--config", {"c1": {"bias": {"frac": -70}}}, "--data-dir",
+      "MNIST", "--out", "q.npz"], "is outside 0..64"),
     (["simulate", "missing.npz"], "no such artifact"),
-    (["train", "--epochs", "0", "--out", "m.pt"], "Invalid value for '--epochs'"),
+    (["simulate", "bad.npz"], "not a quantized artifact"),
 ])
-def test_bad_arguments_give_one_line_errors(tmp_path, monkeypatch, args, message):
-    monkeypatch.chdir(tmp_path)
-    result = run(*args)
-    assert result.exit_code != 0
-    assert message in result.output
-    assert "Traceback" not in result.output
+def test_bad_input_gives_one_line_error(tmp_path, random_mnist, args, message):
+    (tmp_path / "bad.pt").write_bytes(b"\x00" * 100)
+    (tmp_path / "bad.npz").write_bytes(bytes(range(256)))
+    args = [config_file(tmp_path, arg) if isinstance(arg, dict) else
+            random_mnist if arg == "MNIST" else arg for arg in args]
+    result = run_process(*args, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: ") and message in lines[0]
 
 
-def test_evaluate_corrupt_checkpoint(tmp_path):
-    bad = tmp_path / "bad.pt"
-    bad.write_bytes(b"\x00" * 100)
-    result = run("evaluate", bad, "--data-dir", tmp_path)
-    assert result.exit_code == 1
-    assert "not a readable checkpoint" in result.output
+@pytest.mark.parametrize("args,message", [
+    (["evaluate", "lenet5-relu", "--limit", "0"], "Invalid value for '--limit'"),
+    (["train", "--epochs", "0", "--out", "m.pt"], "Invalid value for '--epochs'"),
+    (["simulate"], "Missing argument 'QMODEL'"),
+    (["nosuchcommand"], "No such command"),
+])
+def test_usage_errors_end_with_one_error_line(tmp_path, args, message):
+    """Click's usage errors: exit status 2, the usage and a hint, then one error line."""
+    result = run_process(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr + result.stdout
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1 and message in errors[0]
+    assert result.stderr.splitlines()[-1] == errors[0]
 
 
 def test_quantize_then_simulate(tmp_path, data_dir):
@@ -74,15 +132,6 @@ def test_quantize_then_simulate(tmp_path, data_dir):
     assert {"float_accuracy", "fixed_accuracy", "agreement"} <= set(payload)
     assert [row["name"] for row in payload["layers"]][-1] == "out"
     assert plot.read_bytes()[:4] == b"\x89PNG"
-
-
-def test_quantize_config_naming_missing_layer(tmp_path, data_dir):
-    config = tmp_path / "c.json"
-    config.write_text(json.dumps({"layers": {"fc9": {"weight": {"width": 4}}}}))
-    result = run("quantize", "lenet5-relu", "--config", config, "--data-dir", data_dir,
-                 "--out", tmp_path / "q.npz")
-    assert result.exit_code == 1
-    assert "config names layer 'fc9'" in result.output
 
 
 def test_train_tiny(tmp_path, data_dir):

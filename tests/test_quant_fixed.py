@@ -7,18 +7,63 @@ from hwlenet import HwlenetError
 from hwlenet.quant.fixed import OVERFLOW_MODES, ROUNDING_MODES, FixedFormat, requantize_int
 from hwlenet.sim.kernels import requantize_array
 
+INT64 = (-(2**63), 2**63 - 1)
+
 formats = st.builds(
-    FixedFormat, width=st.integers(2, 32), frac=st.integers(-8, 40), signed=st.booleans(),
+    FixedFormat, width=st.integers(2, 63), frac=st.integers(-80, 80), signed=st.booleans(),
     rounding=st.sampled_from(ROUNDING_MODES), overflow=st.sampled_from(OVERFLOW_MODES),
+)
+# every int64, with its extremes and the powers of two around them drawn often
+int64s = st.one_of(
+    st.integers(*INT64),
+    st.sampled_from(INT64),
+    st.builds(lambda sign, bits, offset: max(INT64[0], min(INT64[1], sign * (1 << bits) + offset)),
+              st.sampled_from((-1, 1)), st.integers(0, 63), st.integers(-2, 2)),
 )
 
 
-@settings(max_examples=300, deadline=None)
-@given(values=st.lists(st.integers(-(2**40), 2**40), min_size=1, max_size=20),
-       from_frac=st.integers(0, 30), fmt=formats)
+@settings(max_examples=1000, deadline=None)
+@given(values=st.lists(int64s, min_size=1, max_size=20), from_frac=st.integers(-80, 80),
+       fmt=formats)
 def test_compiled_requantize_matches_python_integers(values, from_frac, fmt):
+    """Every int64, every format and every shift from -160 to 160 bits."""
     expected = [requantize_int(v, from_frac, fmt) for v in values]
     np.testing.assert_array_equal(requantize_array(values, from_frac, fmt), expected)
+
+
+EDGE_VALUES = sorted({max(INT64[0], min(INT64[1], sign * (1 << bits) + offset))
+                      for sign in (-1, 1) for bits in (0, 1, 2, 31, 32, 61, 62, 63)
+                      for offset in (-1, 0, 1)} | {0})
+
+
+@pytest.mark.parametrize("width", [2, 3, 32, 33, 62, 63])
+@pytest.mark.parametrize("signed", [True, False])
+@pytest.mark.parametrize("rounding", ROUNDING_MODES)
+@pytest.mark.parametrize("overflow", OVERFLOW_MODES)
+def test_compiled_requantize_at_every_edge_shift(width, signed, rounding, overflow):
+    """Shifts either side of the int64 limits (and far past them) on values around every
+    power of two that matters."""
+    fmt = FixedFormat(width, 0, signed, rounding, overflow)
+    for shift in [*range(-66, -58), *range(-34, -29), -2, -1, 0, 1, 2, *range(30, 35),
+                  *range(59, 67), 100, 1000, -1000]:
+        expected = [requantize_int(v, shift, fmt) for v in EDGE_VALUES]
+        np.testing.assert_array_equal(requantize_array(EDGE_VALUES, shift, fmt), expected,
+                                      err_msg=f"{fmt} shift {shift}")
+
+
+def test_right_shifts_past_the_width_round_to_the_sign():
+    """On a 63-bit accumulator a right shift of 63 or more leaves 0 or -1 (floor), else 0."""
+    values = [-(2**62), -1, 0, 2**62 - 1]
+    for shift in (63, 64, 65, 200):
+        assert [requantize_int(v, shift, FixedFormat(8, 0, rounding="floor"))
+                for v in values] == [-1, -1, 0, 0]
+        for rounding in ("half_up", "half_even"):
+            assert [requantize_int(v, shift, FixedFormat(8, 0, rounding=rounding))
+                    for v in values] == [0, 0, 0, 0]
+    assert requantize_int(2**62, 63, FixedFormat(8, 0)) == 1
+    assert requantize_int(2**62, 63, FixedFormat(8, 0, rounding="half_even")) == 0
+    assert requantize_int(-(2**62), 63, FixedFormat(8, 0, rounding="half_even")) == 0
+    assert requantize_int(-(2**62) - 1, 63, FixedFormat(8, 0, rounding="half_even")) == -1
 
 
 @pytest.mark.parametrize("rounding,expected", [

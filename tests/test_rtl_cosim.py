@@ -1,5 +1,7 @@
-"""End to end: exported Verilog co-simulated against the numba simulator's vectors."""
+"""End to end: exported Verilog co-simulated against the numba simulator's vectors, and the
+faults the benches must catch."""
 
+import dataclasses
 import json
 import re
 import shutil
@@ -8,35 +10,34 @@ import subprocess
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from mutants import DroppedWrite, DuplicateWrite, LostDone, mutant_verilog, mutated
 
 from hwlenet import HwlenetError
 from hwlenet.checkpoint import resolve_model
 from hwlenet.cli import main
 from hwlenet.quant.quantize import quantize_model
-from hwlenet.rtl import cosim as cosim_module
-from hwlenet.rtl.cosim import run_cosim
-from hwlenet.rtl.emit import emit_verilog
+from hwlenet.rtl.accelerator import LeNetAccelerator
 from hwlenet.rtl.plan import plan_hardware
+from hwlenet.sim import kernels, simulate
+from hwlenet.verify import cosim as cosim_module
+from hwlenet.verify.amaranth_bench import run_amaranth_bench
+from hwlenet.verify.cosim import read_export, run_cosim
+from hwlenet.verify.emit import emit_verilog
 
-needs_verilator = pytest.mark.skipif(shutil.which("verilator") is None,
-                                     reason="needs Verilator (make venv installs it as root)")
-needs_icarus = pytest.mark.skipif(shutil.which("iverilog") is None,
-                                  reason="needs Icarus Verilog (make venv installs it as root)")
 VECTORS = 200
 
 
 @pytest.fixture(scope="module")
-def exports(tmp_path_factory, qmodels, test_split):
+def exports(tmp_path_factory, qmodels, vector_images):
     """Both shipped models at 8 bits, exported with 200 test vectors on an 8x8 array."""
     folders = {}
     for name, qmodel in qmodels.items():
         folder = tmp_path_factory.mktemp(name)
-        emit_verilog(qmodel, folder, 8, 8, test_split.images[:VECTORS])
+        emit_verilog(qmodel, folder, 8, 8, vector_images[:VECTORS])
         folders[name] = folder
     return folders
 
 
-@needs_verilator
 @pytest.mark.parametrize("name", ["lenet5-classic", "lenet5-relu"])
 def test_verilator_200_images_bit_exact(exports, name):
     report = run_cosim(exports[name], "verilator", VECTORS, jobs=2)
@@ -45,7 +46,6 @@ def test_verilator_200_images_bit_exact(exports, name):
     assert abs(report["steady_state_error"]) < 0.01
 
 
-@needs_verilator
 def test_make_sim_runs_on_its_own(exports):
     folder = exports["lenet5-classic"]
     completed = subprocess.run(["make", "-C", str(folder), "sim", "IMAGES=24"],
@@ -54,14 +54,12 @@ def test_make_sim_runs_on_its_own(exports):
     assert "PASS: 24 images bit-exact" in completed.stdout
 
 
-@needs_verilator
 def test_lint_passes_with_documented_waivers(exports):
     completed = subprocess.run(["make", "-C", str(exports["lenet5-relu"]), "lint"],
                                capture_output=True, text=True)
     assert completed.returncode == 0, completed.stderr[-3000:]
 
 
-@needs_icarus
 def test_icarus_agrees(exports):
     report = run_cosim(exports["lenet5-classic"], "icarus", 2)
     assert report["bit_exact"] and report["cycles"] == report["predicted_cycles"]
@@ -72,52 +70,171 @@ def test_amaranth_simulator_agrees(exports):
     assert report["bit_exact"] and report["cycles"] == report["predicted_cycles"]
 
 
-def corrupt_weight(folder, qmodel, layer_name, lane=0, k=0):
-    """Flip every bit of one weight in the exported design's weight ROM."""
-    plan = plan_hardware(qmodel, 8, 8)
-    _, bases = plan.weight_words()
-    job = next(job for job in plan.jobs if job.layer.name
-               == layer_name)
-    address = bases[job.index] + k
+def test_amaranth_refuses_an_edited_export(tmp_path, exports):
+    folder = tmp_path / "edited"
+    shutil.copytree(exports["lenet5-relu"], folder, ignore=shutil.ignore_patterns("obj_dir*"))
+    design = folder / "hwlenet_top.v"
+    design.write_text(design.read_text() + "\n// edited\n")
+    with pytest.raises(HwlenetError, match="not what this hwlenet elaborates"):
+        run_cosim(folder, "amaranth", 1)
+
+
+def _copy(exports, name, tmp_path):
+    folder = tmp_path / "faulty"
+    shutil.copytree(exports[name], folder, ignore=shutil.ignore_patterns("obj_dir*", "*.vvp"))
+    return folder
+
+
+def _flip_rom_word(folder, rom, address, mask):
+    """XOR ``mask`` into word ``address`` of ROM ``rom`` in the exported Verilog."""
     design = folder / "hwlenet_top.v"
     text = design.read_text()
-    pattern = re.compile(rf"(weight_rom\[{address}\] = (\d+)'h)([0-9a-f]+);")
+    pattern = re.compile(rf"(\b{rom}\[{address}\] = (\d+)'h)([0-9a-f]+);")
     match = pattern.search(text)
-    bits = int(match.group(2))
-    word = int(match.group(3), 16) ^ (((1 << plan.weight_width) - 1) << (lane * plan.weight_width))
-    design.write_text(pattern.sub(lambda m: f"{m.group(1)}{word:0{bits // 4}x};", text, count=1))
+    assert match, f"{rom}[{address}] not found"
+    word = int(match.group(3), 16) ^ mask
+    design.write_text(pattern.sub(lambda m: f"{m.group(1)}{word:0{len(m.group(3))}x};", text,
+                                  count=1))
 
 
-@needs_verilator
-@pytest.mark.parametrize("layer,diverges", [("c3", "p2"), ("fc1", "fc1")])
-def test_fault_injection_names_first_diverging_layer(tmp_path, exports, qmodels, layer,
-                                                     diverges):
-    folder = tmp_path / "faulty"
-    shutil.copytree(exports["lenet5-relu"], folder, ignore=shutil.ignore_patterns("obj_dir"))
-    corrupt_weight(folder, qmodels["lenet5-relu"], layer)
-    result = CliRunner().invoke(main, ["cosim", str(folder), "--images", "8", "--json",
-                                       str(tmp_path / "c.json")])
-    assert result.exit_code == 1
+def _cosim_cli(folder, tmp_path, images=8):
+    result = CliRunner().invoke(main, ["cosim", str(folder), "--images", str(images),
+                                       "--json", str(tmp_path / "c.json")])
     report = json.loads((tmp_path / "c.json").read_text())
+    return result, report
+
+
+def _observable_weight_flip(qmodel, layer_name, stored_name, images, rows):
+    """A weight of ``layer_name`` in the first row tile whose every bit flipped changes
+    ``stored_name``'s output for one of ``images`` in the bit-exact simulator: ``(lane, k)``."""
+    reference = simulate(qmodel, images, trace=True).trace[stored_name]
+    layer = qmodel.layer(layer_name)
+    matrix = layer.weight.reshape(layer.weight.shape[0], -1)
+    mask = (1 << layer.weight_format.width) - 1
+    for k in range(matrix.shape[1]):
+        for lane in range(min(rows, matrix.shape[0])):
+            original = matrix[lane, k]
+            flipped = ((int(original) & mask) ^ mask)
+            flipped -= (flipped >> (layer.weight_format.width - 1)) << layer.weight_format.width
+            matrix[lane, k] = flipped
+            try:
+                changed = simulate(qmodel, images, trace=True).trace[stored_name]
+            finally:
+                matrix[lane, k] = original
+            if not np.array_equal(changed, reference):
+                return lane, k
+    raise AssertionError(f"no observable weight flip in {layer_name}")
+
+
+@pytest.mark.parametrize("layer,diverges", [("c3", "p2"), ("fc1", "fc1")])
+def test_wrong_weight_names_first_diverging_layer(tmp_path, exports, qmodels, vector_images,
+                                                  layer, diverges):
+    qmodel = qmodels["lenet5-relu"]
+    folder = _copy(exports, "lenet5-relu", tmp_path)
+    plan = plan_hardware(qmodel, 8, 8)
+    weights = plan.weight_rom()
+    lane, k = _observable_weight_flip(qmodel, layer, diverges, vector_images[:8], plan.rows)
+    _flip_rom_word(folder, "weight_rom", weights.base(layer) + k,
+                   ((1 << weights.lane_width) - 1) << (lane * weights.lane_width))
+    result, report = _cosim_cli(folder, tmp_path)
+    assert result.exit_code == 1
     assert not report["bit_exact"] and report["mismatches"] > 0
     assert report["first_mismatch"]["layer"] == diverges
+    assert report["first_mismatch"]["kind"] == "value"
     assert f"layer {diverges}" in result.output
 
 
-@needs_verilator
+def _indexed_table_entry(qmodel, layer_name, image):
+    """The table index that the first output of ``layer_name`` uses for ``image``."""
+    layers = qmodel.layers
+    position = next(i for i, layer in enumerate(layers) if layer.name == layer_name)
+    x = image.reshape(1, *layers[0].in_shape).astype(np.int64)
+    functions = {"conv": kernels.conv_layer, "dense": kernels.dense_layer,
+                 "subsample": kernels.subsample_layer, "maxpool": kernels.maxpool_layer}
+    for layer in layers[:position]:
+        x = functions[layer.kind](layer, x)
+    layer = layers[position]
+    index_layer = dataclasses.replace(layer, activation="none", output_format=layer.pre_format,
+                                      lut=None)
+    return int(functions[layer.kind](index_layer, x).ravel()[0])
+
+
+def test_wrong_table_entry_is_caught(tmp_path, exports, qmodels, vector_images):
+    qmodel = qmodels["lenet5-classic"]
+    plan = plan_hardware(qmodel, 8, 8)
+    tables = plan.table_rom()
+    index = _indexed_table_entry(qmodel, "c5", vector_images[0])
+    address = tables.base("c5") + index - qmodel.layer("c5").pre_format.min_int
+    folder = _copy(exports, "lenet5-classic", tmp_path)
+    _flip_rom_word(folder, "lut_rom", address, 1 << (tables.lane_width - 2))
+    result, report = _cosim_cli(folder, tmp_path, images=1)
+    assert result.exit_code == 1
+    assert report["first_mismatch"]["layer"] == "c5"
+    assert report["first_mismatch"]["image"] == 0
+
+
+@pytest.mark.parametrize("mutant,kind,layer", [(DroppedWrite, "missing", "fc1"),
+                                               (DuplicateWrite, "duplicate", "fc1")])
+def test_scoreboard_catches_write_faults(tmp_path, exports, qmodels, mutant, kind, layer):
+    folder = _copy(exports, "lenet5-relu", tmp_path)
+    plan = plan_hardware(qmodels["lenet5-relu"], 8, 8)
+    (folder / "hwlenet_top.v").write_text(mutant_verilog(plan, mutant))
+    result, report = _cosim_cli(folder, tmp_path)
+    assert result.exit_code == 1
+    first = report["first_mismatch"]
+    assert (first["kind"], first["layer"]) == (kind, layer)
+    assert first["element"] == mutant.channel
+
+
+@pytest.mark.parametrize("mutant,kind", [(DroppedWrite, "missing"),
+                                         (DuplicateWrite, "duplicate")])
+def test_amaranth_scoreboard_catches_write_faults(exports, qmodels, mutant, kind):
+    folder = exports["lenet5-relu"]
+    plan = plan_hardware(qmodels["lenet5-relu"], 8, 8)
+    with mutated(mutant):
+        report = run_amaranth_bench(folder, read_export(folder), 1,
+                                    design=LeNetAccelerator(plan=plan), plan=plan)
+    first = report["first_mismatch"]
+    assert report["mismatches"] > 0
+    assert (first["kind"], first["layer"], first["element"]) == (kind, "fc1", mutant.channel)
+
+
+def test_hung_design_names_image_and_last_layer(tmp_path, exports, qmodels):
+    folder = _copy(exports, "lenet5-relu", tmp_path)
+    plan = plan_hardware(qmodels["lenet5-relu"], 8, 8)
+    (folder / "hwlenet_top.v").write_text(mutant_verilog(plan, LostDone))
+    result, report = _cosim_cli(folder, tmp_path, images=1)
+    assert result.exit_code == 1
+    assert report["hang"] == {"image": 0, "last_layer": "p2", "cycle": report["hang"]["cycle"]}
+    assert "hang" in result.output and "p2" in result.output
+
+
+def test_wave_of_a_failing_run(tmp_path, exports, qmodels):
+    folder = _copy(exports, "lenet5-relu", tmp_path)
+    plan = plan_hardware(qmodels["lenet5-relu"], 8, 8)
+    (folder / "hwlenet_top.v").write_text(mutant_verilog(plan, DroppedWrite))
+    report = run_cosim(folder, "icarus", 1, wave=True)
+    wave = report["wave"]
+    assert not report["bit_exact"] and wave["path"].endswith("wave.vcd")
+    text = open(wave["path"]).read()
+    assert "$enddefinitions" in text and "pixels__ready" in text
+    assert wave["open"] == f"gtkwave {wave['path']}"
+
+
 @pytest.mark.parametrize("name,bits,array", [("lenet5-classic", 6, (4, 8)),
                                              ("lenet5-relu", 10, (8, 4))])
-def test_other_array_sizes_and_widths(tmp_path, train_split, test_split, name, bits, array):
-    qmodel = quantize_model(resolve_model(name)[0], train_split.images[:500], bits, bits)
-    emit_verilog(qmodel, tmp_path, *array, test_split.images[:12])
+def test_other_array_sizes_and_widths(tmp_path, digit_images, name, bits, array):
+    calibration, vectors = digit_images
+    qmodel = quantize_model(resolve_model(name)[0], calibration[:500], bits, bits)
+    emit_verilog(qmodel, tmp_path, *array, vectors[:12])
     report = run_cosim(tmp_path, "verilator")
     assert report["bit_exact"] and report["images"] == 12
     assert report["cycles"] == report["predicted_cycles"]
 
 
-def test_export_is_deterministic(tmp_path, qmodels, test_split):
+def test_export_is_deterministic(tmp_path, qmodels, vector_images):
     for folder in ("a", "b"):
-        emit_verilog(qmodels["lenet5-classic"], tmp_path / folder, 8, 8, test_split.images[:3])
+        emit_verilog(qmodels["lenet5-classic"], tmp_path / folder, 8, 8, vector_images[:3])
     files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*")
                    if p.is_file())
     assert {str(p) for p in files} >= {"hwlenet_top.v", "tb.v", "Makefile", "manifest.json",
@@ -126,16 +243,20 @@ def test_export_is_deterministic(tmp_path, qmodels, test_split):
         assert (tmp_path / "a" / path).read_bytes() == (tmp_path / "b" / path).read_bytes(), path
 
 
-def test_manifest_and_vectors(exports, qmodels, test_split):
+def test_manifest_and_vectors(exports, qmodels, vector_images):
     folder = exports["lenet5-relu"]
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["vectors"] == VECTORS and manifest["array"] == {"rows": 8, "cols": 8}
     assert [row["name"] for row in manifest["analytic"]["layers"]] == ["c1", "c3", "fc1",
                                                                         "fc2", "out"]
     assert manifest["analytic"]["utilization"] >= 0.70
+    plan = plan_hardware(qmodels["lenet5-relu"], 8, 8)
+    for images in (1, 7, 8, 9, 17, VECTORS):
+        assert cosim_module.predicted_cycles(manifest, images) == plan.predicted_cycles(images)
+    assert [rom["name"] for rom in manifest["memories"]] == ["weight_rom", "bias_rom"]
     pixels = [int(line, 16) for line in (folder / "vectors/pixels.hex").read_text().split()]
     np.testing.assert_array_equal(np.array(pixels).reshape(-1, 28, 28),
-                                  test_split.images[:VECTORS])
+                                  vector_images[:VECTORS])
 
 
 def test_missing_simulator_is_a_clear_error(exports, monkeypatch):
@@ -172,13 +293,12 @@ def test_emit_verilog_cli_rejects_too_many_vectors(tmp_path, data_dir, qmodels):
     assert "exceeds the 10000 test images" in result.output
 
 
-def test_streams_tolerate_back_pressure(exports):
+def test_streams_tolerate_back_pressure(exports, qmodels):
     """Pixels arrive with random gaps and results are accepted at random: still bit-exact."""
-    from hwlenet.rtl.amaranth_bench import run_amaranth_bench
-    from hwlenet.rtl.cosim import read_export
-
     folder = exports["lenet5-relu"]
-    report = run_amaranth_bench(folder, read_export(folder), 2, stall_seed=7)
+    plan = plan_hardware(qmodels["lenet5-relu"], 8, 8)
+    report = run_amaranth_bench(folder, read_export(folder), 2, stall_seed=7,
+                                design=LeNetAccelerator(plan=plan), plan=plan)
     assert report["images"] == 2 and report["mismatches"] == 0
 
 
@@ -191,3 +311,29 @@ def test_trace_port_is_optional(qmodels):
     bare = LeNetAccelerator(plan=plan, trace=False)
     assert "trace" not in bare.signature.members
     assert "trace" not in verilog.convert(bare, name="top", emit_src=False).split(");")[0]
+
+
+def test_verilator_wave_of_a_short_run(exports):
+    report = run_cosim(exports["lenet5-relu"], "verilator", 1, wave=True)
+    assert report["bit_exact"]
+    completed = subprocess.run(["fst2vcd", report["wave"]["path"]], capture_output=True,
+                               text=True)
+    assert completed.returncode == 0
+    assert "$enddefinitions" in completed.stdout and "results__valid" in completed.stdout
+
+
+def test_cover_adds_directed_vectors_that_raise_table_coverage(tmp_path, qmodels, vector_images):
+    qmodel = qmodels["lenet5-classic"]
+    plain = emit_verilog(qmodel, tmp_path / "plain", 8, 8, vector_images[:20])
+    covered = emit_verilog(qmodel, tmp_path / "covered", 8, 8, vector_images[:20], cover=True)
+    assert plain["directed_vectors"] == 0 and covered["directed_vectors"] > 0
+    assert covered["vectors"] == 20 + covered["directed_vectors"]
+
+    def hit(manifest):
+        return sum(row["table"]["hit"] for row in manifest["coverage"]["layers"] if row["table"])
+
+    reachable = sum(row["table"]["reachable"] for row in covered["coverage"]["layers"]
+                    if row["table"])
+    assert hit(plain) < hit(covered) and hit(covered) >= 0.99 * reachable
+    report = run_cosim(tmp_path / "covered", "verilator", jobs=2)
+    assert report["bit_exact"] and report["coverage"] == covered["coverage"]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hwlenet.rtl.emit import emit_verilog
+from hwlenet.verify.emit import emit_verilog
 from hwlenet.tools import find_tool
 
 SCRIPT = Path(__file__).parent.parent / "scripts" / "synth.py"

@@ -25,8 +25,17 @@ then, by ``activation``:
     table holds ``2**pre_format.width`` integers of ``output_format``.
 
 ``requantize`` is :func:`hwlenet.quant.fixed.requantize_int`: shift with the target format's
-rounding, then saturate or wrap with its overflow mode. ``accumulator_width`` is a width in
-which ``acc`` can never overflow for these weights and any input of ``input_format``.
+rounding, then saturate or wrap with its overflow mode. ``accumulator_width`` (at most 63) is a
+width in which ``acc`` can never overflow for these weights and any input of ``input_format``.
+
+Shifts are bounded: the bias shift ``acc_frac - bias_format.frac`` is ``0..MAX_SHIFT`` and the
+requantization shift ``acc_frac - requant_format.frac`` is ``-(63 - accumulator_width)`` (a
+left shift that keeps ``acc`` within 63 bits) to ``MAX_SHIFT`` (``64``: an accumulator of at
+most 63 bits requantizes alike at every right shift of 63 or more, so larger shifts would add
+nothing). Every execution must be exact over that whole range.
+
+The class of an image is the index of its largest logit (the last layer's output), the lowest
+such index when several logits tie.
 """
 
 import io
@@ -43,6 +52,8 @@ __all__ = [
     "ARTIFACT_FORMAT",
     "ARTIFACT_VERSION",
     "LAYER_KINDS",
+    "MAX_ACCUMULATOR_WIDTH",
+    "MAX_SHIFT",
     "QLayer",
     "QuantizedModel",
     "accumulator_bound",
@@ -56,6 +67,8 @@ LAYER_KINDS = ("conv", "dense", "subsample", "maxpool")
 ACTIVATIONS = ("none", "relu", "tanh")
 MAX_ACCUMULATOR_WIDTH = 63
 MAX_LUT_WIDTH = 16
+#: The largest bias shift and requantization right shift an artifact may hold.
+MAX_SHIFT = 64
 
 
 @dataclass(eq=False)
@@ -93,8 +106,21 @@ class QLayer:
         return self.acc_frac - self.bias_format.frac
 
     def aligned_bias(self):
-        """Biases as accumulator integers (int64)."""
-        return self.bias.astype(np.int64) << np.int64(self.bias_shift)
+        """Biases as accumulator integers (int64): ``bias << bias_shift``, exactly.
+
+        Raises
+        ------
+        HwlenetError
+            When the bias shift is outside ``0..MAX_SHIFT`` or a shifted bias leaves int64.
+        """
+        shift = self.bias_shift
+        if not 0 <= shift <= MAX_SHIFT:
+            raise HwlenetError(f"layer {self.name}: bias shift {shift} is outside 0..{MAX_SHIFT}")
+        aligned = [int(b) << shift for b in np.ravel(self.bias)]
+        if any(not -(1 << 63) <= b < 1 << 63 for b in aligned):
+            raise HwlenetError(f"layer {self.name}: biases shifted left by {shift} bits do not "
+                               "fit 64 bits")
+        return np.array(aligned, dtype=np.int64).reshape(np.shape(self.bias))
 
     def requant_format(self):
         """The format ``acc`` is requantized to: the LUT index for tanh, else the output."""
@@ -219,6 +245,12 @@ class QuantizedModel:
             raise HwlenetError(f"{where}: bias shape {layer.bias.shape} != ({layer.out_shape[0]},)")
         if layer.bias_shift < 0:
             raise HwlenetError(f"{where}: bias has more fractional bits than the accumulator")
+        if layer.bias_shift > MAX_SHIFT:
+            raise HwlenetError(f"{where}: aligning the bias needs a shift of {layer.bias_shift} "
+                               f"bits; at most {MAX_SHIFT} are supported")
+        if layer.requant_shift > MAX_SHIFT:
+            raise HwlenetError(f"{where}: requantizing the accumulator needs a right shift of "
+                               f"{layer.requant_shift} bits; at most {MAX_SHIFT} are supported")
         if not 2 <= layer.accumulator_width <= MAX_ACCUMULATOR_WIDTH:
             raise HwlenetError(f"{where}: accumulator width {layer.accumulator_width} is outside "
                                f"2..{MAX_ACCUMULATOR_WIDTH}")

@@ -142,9 +142,13 @@ class FixedFormat:
 
 
 def requantize_int(value, from_frac, fmt):
-    """:func:`requantize` for one Python integer, with unbounded integer arithmetic.
+    """``value`` (an integer with ``from_frac`` fractional bits) requantized into ``fmt``.
 
-    The obviously correct specification that the vectorised and compiled versions must match.
+    The obviously correct specification, in unbounded Python integers, that every other
+    execution (:func:`hwlenet.sim.kernels.requantize_array`, the simulator, the RTL) must match
+    bit for bit: for a right shift ``from_frac - fmt.frac > 0`` the floor of the quotient,
+    rounded up by the format's rounding mode on the remainder; otherwise an exact left shift;
+    then saturation or wrap into ``fmt``.
     """
     shift = from_frac - fmt.frac
     if shift > 0:

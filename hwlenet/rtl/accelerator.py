@@ -8,7 +8,7 @@ from amaranth.utils import exact_log2
 
 from .controller import Controller
 from .plan import FEED_LATENCY
-from .postproc import PostProcessor, tile_tag_layout, value_width
+from .postproc import PostProcessor, tile_tag_layout
 from .systolic import SystolicArray
 
 __all__ = ["LeNetAccelerator", "pixel_layout", "result_layout", "trace_layout"]
@@ -41,7 +41,7 @@ def trace_layout(plan):
         "layer": unsigned(4),
         "image": data.ArrayLayout(unsigned(32), cols),
         "index": data.ArrayLayout(unsigned(16), cols),
-        "value": data.ArrayLayout(signed(value_width(plan)), cols),
+        "value": data.ArrayLayout(signed(plan.value_width), cols),
     })
 
 
@@ -129,10 +129,10 @@ class LeNetAccelerator(wiring.Component):
 
         # ---- operand feeder: token (t) -> addresses (t+1) -> operands at the array (t+2) ----
         token = controller.token
-        weight_words, weight_bases = plan.weight_words()
-        weight_shape = data.ArrayLayout(signed(plan.weight_width), rows)
-        m.submodules.weight_rom = weight_rom = Memory(shape=weight_shape,
-                                                      depth=len(weight_words), init=weight_words)
+        weights = plan.weight_rom()
+        weight_shape = data.ArrayLayout(signed(weights.lane_width), weights.lanes)
+        m.submodules.weight_rom = weight_rom = Memory(shape=weight_shape, depth=weights.depth,
+                                                      init=weights.words)
         weight_port = weight_rom.read_port()
         conv_entries, conv_bases, dense_entries, dense_bases = [], {}, [], {}
         for job in conv:
@@ -155,7 +155,7 @@ class LeNetAccelerator(wiring.Component):
                 for job in plan.jobs:
                     with m.Case(job.index):
                         m.d.comb += weight_port.addr.eq(
-                            weight_bases[job.index] + token.row_tile * job.depth + token.k)
+                            weights.base(job.layer.name) + token.row_tile * job.depth + token.k)
                         if job.kind == "conv":
                             m.d.comb += conv_port.addr.eq(conv_bases[job.index] + token.k)
                         else:

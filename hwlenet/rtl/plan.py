@@ -19,7 +19,8 @@ import numpy as np
 
 from ..errors import HwlenetError
 
-__all__ = ["ConvJob", "DenseJob", "Job", "HardwarePlan", "parse_array", "plan_hardware"]
+__all__ = ["ConvJob", "DenseJob", "Job", "HardwarePlan", "RomImage", "parse_array",
+           "plan_hardware"]
 
 #: Cycles from the controller issuing a token to its operands entering the array edge.
 FEED_LATENCY = 2
@@ -125,6 +126,64 @@ class FeatureBuffer:
 
 
 @dataclass
+class RomImage:
+    """The contents of one ROM of the design and which artifact layer each address range holds.
+
+    ``words[a]`` is the integer at address ``a`` (a list of ``lanes`` integers when the word
+    packs several lanes, lane ``i`` in bits ``[i * lane_width, (i + 1) * lane_width)``).
+    ``segments`` lists ``{"layer", "base", "length"}``: addresses ``base .. base + length - 1``
+    hold that layer's values in the order the artifact stores them (weights: row tile, then
+    reduction index ``k``, lane ``i`` the output ``row_tile * rows + i``; biases,
+    coefficients: per channel; tables: per index from ``pre_format.min_int``).
+    ``path`` is the memory's hierarchical name below the top-level Verilog module.
+    """
+
+    name: str
+    path: str
+    role: str
+    lane_width: int
+    lanes: int
+    words: list
+    segments: list
+
+    @property
+    def depth(self):
+        return len(self.words)
+
+    @property
+    def width(self):
+        return self.lane_width * self.lanes
+
+    def base(self, layer_name):
+        """The first address of ``layer_name``'s segment."""
+        return next(s["base"] for s in self.segments if s["layer"] == layer_name)
+
+    def describe(self):
+        """JSON-ready description without the contents."""
+        return {"name": self.name, "path": self.path, "role": self.role,
+                "lane_width": self.lane_width, "lanes": self.lanes, "depth": self.depth,
+                "width": self.width, "segments": self.segments}
+
+
+def _signed_width(fmt):
+    """Bits of a signed container for integers of ``fmt`` (one more for unsigned formats)."""
+    return fmt.width + (0 if fmt.signed else 1)
+
+
+def _magnitude_width(values):
+    """Bits of a signed container for every integer in ``values``."""
+    return max([abs(int(v)).bit_length() + 1 for v in values] + [2])
+
+
+def _rom(name, path, role, lane_width, lanes, layers_and_words):
+    words, segments = [], []
+    for layer_name, values in layers_and_words:
+        segments.append({"layer": layer_name, "base": len(words), "length": len(values)})
+        words.extend(values)
+    return RomImage(name, path, role, lane_width, lanes, words, segments)
+
+
+@dataclass
 class HardwarePlan:
     """Everything the RTL generator and the cycle model need, from one artifact."""
 
@@ -171,7 +230,16 @@ class HardwarePlan:
         runs its jobs back to back with :attr:`barrier` idle cycles before every job that
         reads the previous job's results; the last results drain through the array and the
         post-processor and leave one per cycle.
+
+        Raises
+        ------
+        HwlenetError
+            When ``images`` is not a whole number of at least 1 (a run without images has no
+            first pixel and no last result).
         """
+        if isinstance(images, bool) or not isinstance(images, (int, np.integer)) or images < 1:
+            raise HwlenetError(f"cycles are predicted for a run of at least 1 image, not "
+                               f"{images!r}")
         conv, dense = self.conv_jobs, self.dense_jobs
         total = IMAGE_PIXELS + 1
         remaining = images
@@ -220,30 +288,78 @@ class HardwarePlan:
             "nonzero_utilization": sum(useful.values()) / (pes * total),
         }
 
-    def weight_words(self):
-        """Weight ROM contents: for each job, row tile and k, the ``rows`` weights (ints)."""
-        words, bases = [], []
-        for job in self.jobs:
-            layer = job.layer
-            matrix = layer.weight.reshape(layer.weight.shape[0], -1)
-            bases.append(len(words))
-            for row_tile in range(job.row_tiles):
-                for k in range(job.depth):
-                    lanes = []
-                    for lane in range(self.rows):
-                        m = row_tile * self.rows + lane
-                        lanes.append(int(matrix[m, k]) if m < matrix.shape[0] else 0)
-                    words.append(lanes)
-        return words, bases
+    @property
+    def value_width(self):
+        """Signed width that holds every value the post-processor produces (every layer's
+        output and every table index)."""
+        formats = []
+        for layer in self.qmodel.layers:
+            formats.append(layer.output_format)
+            if layer.pre_format is not None:
+                formats.append(layer.pre_format)
+        return max(_signed_width(fmt) for fmt in formats)
 
-    def bias_words(self):
-        """Bias ROM contents (aligned to each accumulator) and each job's base address."""
-        words, bases = [], []
+    def weight_rom(self):
+        """:class:`RomImage` of the weights: one word of ``rows`` weights per (row tile, k);
+        lanes past a layer's last output hold zero."""
+        layers_and_words = []
         for job in self.jobs:
-            layer = job.layer
-            bases.append(len(words))
-            words.extend(int(b) for b in layer.aligned_bias())
-        return words, bases
+            matrix = job.layer.weight.reshape(job.layer.weight.shape[0], -1)
+            padded = np.zeros((job.row_tiles * self.rows, job.depth), np.int64)
+            padded[: matrix.shape[0]] = matrix
+            tiles = padded.reshape(job.row_tiles, self.rows, job.depth).transpose(0, 2, 1)
+            layers_and_words.append((job.layer.name, tiles.reshape(-1, self.rows).tolist()))
+        return _rom("weight_rom", "weight_rom", "weights", self.weight_width, self.rows,
+                    layers_and_words)
+
+    def bias_rom(self):
+        """:class:`RomImage` of every computing layer's biases, aligned to its accumulator."""
+        return _rom("bias_rom", "post.bias_rom", "biases", self.bias_width, 1,
+                    [(job.layer.name, [int(b) for b in job.layer.aligned_bias()])
+                     for job in self.jobs])
+
+    @property
+    def subsample_jobs(self):
+        """The conv jobs whose pooling layer is LeNet's trainable subsampling."""
+        return [job for job in self.conv_jobs if job.pool.kind == "subsample"]
+
+    def table_rom(self):
+        """:class:`RomImage` of the tanh tables of the array's layers (None without any)."""
+        tables = [(job.layer.name, [int(v) for v in job.layer.lut]) for job in self.jobs
+                  if job.layer.activation == "tanh"]
+        return _rom("lut_rom", "post.lut_rom", "table", self.value_width, 1, tables) \
+            if tables else None
+
+    def coefficient_rom(self):
+        """:class:`RomImage` of the subsampling coefficients (None without subsampling)."""
+        pools = [job.pool for job in self.subsample_jobs]
+        if not pools:
+            return None
+        return _rom("coef_rom", "post.coef_rom", "coefficients",
+                    max(pool.weight_format.width for pool in pools), 1,
+                    [(pool.name, [int(v) for v in pool.weight]) for pool in pools])
+
+    def pool_bias_rom(self):
+        """:class:`RomImage` of the subsampling biases, aligned (None without subsampling)."""
+        pools = [job.pool for job in self.subsample_jobs]
+        if not pools:
+            return None
+        values = [(pool.name, [int(v) for v in pool.aligned_bias()]) for pool in pools]
+        return _rom("bias2_rom", "post.bias2_rom", "biases",
+                    _magnitude_width(v for _, vs in values for v in vs), 1, values)
+
+    def pool_table_rom(self):
+        """:class:`RomImage` of the subsampling layers' tanh tables (None without any)."""
+        tables = [(job.pool.name, [int(v) for v in job.pool.lut]) for job in self.subsample_jobs
+                  if job.pool.activation == "tanh"]
+        return _rom("pool_lut_rom", "post.pool_lut_rom", "table", self.value_width, 1,
+                    tables) if tables else None
+
+    def roms(self):
+        """Every ROM holding artifact numbers (weights, biases, tables, coefficients)."""
+        images = [self.weight_rom(), self.bias_rom(), self.table_rom(), self.coefficient_rom(),
+                  self.pool_bias_rom(), self.pool_table_rom()]
+        return [image for image in images if image is not None]
 
 
 def _check_topology(layers):
@@ -313,12 +429,9 @@ def plan_hardware(qmodel, rows=8, cols=8):
             job.ktable = [(0, k) for k in range(job.depth)]
         jobs.append(job)
     computing = [pair[0] for pair in conv_pairs] + list(dense_layers)
-    operand_widths = [lay.input_format.width + (0 if lay.input_format.signed else 1)
-                      for lay in computing]
-    operand_widths += [pool.output_format.width + (0 if pool.output_format.signed else 1)
-                       for _, pool in conv_pairs]
-    bias_width = max(max(abs(int(b)) for b in lay.aligned_bias()).bit_length() + 1
-                     for lay in computing)
+    operand_widths = [_signed_width(lay.input_format) for lay in computing]
+    operand_widths += [_signed_width(pool.output_format) for _, pool in conv_pairs]
+    bias_width = _magnitude_width(b for lay in computing for b in lay.aligned_bias())
     return HardwarePlan(
         qmodel=qmodel, rows=rows, cols=cols, jobs=jobs,
         input_buffer=buffers[0], mid_buffer=buffers[1],

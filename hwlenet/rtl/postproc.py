@@ -9,7 +9,7 @@ from amaranth.utils import ceil_log2
 from .fixedpoint import requantize
 from .plan import POST_LATENCY
 
-__all__ = ["PostProcessor", "tile_tag_layout", "value_width"]
+__all__ = ["PostProcessor", "tile_tag_layout"]
 
 
 def tile_tag_layout(plan):
@@ -26,20 +26,6 @@ def tile_tag_layout(plan):
         "count": unsigned(ceil_log2(plan.cols + 1)),
         "last": 1,
     })
-
-
-def _signed_width(fmt):
-    return fmt.width + (0 if fmt.signed else 1)
-
-
-def value_width(plan):
-    """Signed width that holds every value the post-processor produces."""
-    formats = []
-    for layer in plan.qmodel.layers:
-        formats.append(layer.output_format)
-        if layer.pre_format is not None:
-            formats.append(layer.pre_format)
-    return max(_signed_width(fmt) for fmt in formats)
 
 
 class PostProcessor(wiring.Component):
@@ -62,7 +48,7 @@ class PostProcessor(wiring.Component):
     def __init__(self, *, plan):
         self.plan = plan
         cols = plan.cols
-        self.width = value_width(plan)
+        self.width = plan.value_width
         tag = tile_tag_layout(plan)
         super().__init__({
             "in_valid": In(1),
@@ -81,45 +67,31 @@ class PostProcessor(wiring.Component):
         plan, cols, width = self.plan, self.plan.cols, self.width
         half, groups = cols // 2, cols // 4
         jobs = plan.jobs
-        bias_words, bias_bases = plan.bias_words()
-        m.submodules.bias_rom = bias_rom = Memory(shape=signed(plan.bias_width),
-                                                  depth=len(bias_words), init=bias_words)
-        bias_port = bias_rom.read_port()
+        def rom(image):
+            memory = Memory(shape=signed(image.lane_width), depth=image.depth, init=image.words)
+            m.submodules[image.name] = memory
+            return memory
 
+        biases = plan.bias_rom()
+        bias_port = rom(biases).read_port()
         tanh_jobs = [job for job in jobs if job.layer.activation == "tanh"]
-        lut_base, lut_words = {}, []
-        for job in tanh_jobs:
-            lut_base[job.index] = len(lut_words)
-            lut_words.extend(int(v) for v in job.layer.lut)
+        tables = plan.table_rom()
         lut_ports = []
-        if lut_words:
-            m.submodules.lut_rom = lut_rom = Memory(shape=signed(width), depth=len(lut_words),
-                                                    init=lut_words)
+        if tables:
+            lut_rom = rom(tables)
             lut_ports = [lut_rom.read_port() for _ in range(cols)]
-
-        sub_jobs = [job for job in plan.conv_jobs if job.pool.kind == "subsample"]
-        coef_base, coef_words, bias2_words, pool_lut_base, pool_lut_words = {}, [], [], {}, []
-        for job in sub_jobs:
-            coef_base[job.index] = len(coef_words)
-            coef_words.extend(int(v) for v in job.pool.weight)
-            bias2_words.extend(int(v) for v in job.pool.aligned_bias())
-            if job.pool.activation == "tanh":
-                pool_lut_base[job.index] = len(pool_lut_words)
-                pool_lut_words.extend(int(v) for v in job.pool.lut)
+        sub_jobs = plan.subsample_jobs
+        coefficients, pool_biases = plan.coefficient_rom(), plan.pool_bias_rom()
         coef_port = bias2_port = None
+        if coefficients:
+            coef_port = rom(coefficients).read_port()
+            bias2_port = rom(pool_biases).read_port()
+        pool_tables = plan.pool_table_rom()
         pool_lut_ports = []
-        if coef_words:
-            coef_width = max(job.pool.weight_format.width for job in sub_jobs)
-            bias2_width = max(max(abs(v) for v in bias2_words).bit_length() + 1, 2)
-            m.submodules.coef_rom = coef_rom = Memory(shape=signed(coef_width),
-                                                      depth=len(coef_words), init=coef_words)
-            m.submodules.bias2_rom = bias2_rom = Memory(shape=signed(bias2_width),
-                                                        depth=len(bias2_words), init=bias2_words)
-            coef_port, bias2_port = coef_rom.read_port(), bias2_rom.read_port()
-        if pool_lut_words:
-            m.submodules.pool_lut_rom = pool_lut_rom = Memory(
-                shape=signed(width), depth=len(pool_lut_words), init=pool_lut_words)
+        if pool_tables:
+            pool_lut_rom = rom(pool_tables)
             pool_lut_ports = [pool_lut_rom.read_port() for _ in range(groups)]
+        pool_lut_jobs = [job for job in sub_jobs if job.pool.activation == "tanh"]
 
         # stage 0: the drained row arrives; look up per-channel constants
         tag = self.in_tag
@@ -128,10 +100,11 @@ class PostProcessor(wiring.Component):
         with m.Switch(tag.job):
             for job in jobs:
                 with m.Case(job.index):
-                    m.d.comb += bias_port.addr.eq(bias_bases[job.index] + channel)
-                    if job.index in coef_base:
-                        m.d.comb += [coef_port.addr.eq(coef_base[job.index] + channel),
-                                     bias2_port.addr.eq(coef_base[job.index] + channel)]
+                    m.d.comb += bias_port.addr.eq(biases.base(job.layer.name) + channel)
+                    if job in sub_jobs:
+                        m.d.comb += [
+                            coef_port.addr.eq(coefficients.base(job.pool.name) + channel),
+                            bias2_port.addr.eq(pool_biases.base(job.pool.name) + channel)]
         lane_valid = Signal(cols)
         with m.Switch(tag.job):
             for job in jobs:
@@ -183,7 +156,7 @@ class PostProcessor(wiring.Component):
                 for job in tanh_jobs:
                     with m.Case(job.index):
                         low = job.layer.pre_format.min_int
-                        m.d.comb += port.addr.eq(lut_base[job.index] + requantized[c] - low)
+                        m.d.comb += port.addr.eq(tables.base(job.layer.name) + requantized[c] - low)
         held = stage(*requantized, name="r2")
         valid3, channel3, tag3, done3, lane_valid3, *coef3 = stage(
             valid2, channel2, tag2, done2, lane_valid2, *coef2, name="s3")
@@ -223,11 +196,11 @@ class PostProcessor(wiring.Component):
         # stage 4: the subsampling layer's table
         for g, port in enumerate(pool_lut_ports):
             with m.Switch(tag4.job):
-                for job in sub_jobs:
-                    if job.index in pool_lut_base:
-                        with m.Case(job.index):
-                            low = job.pool.pre_format.min_int
-                            m.d.comb += port.addr.eq(pool_lut_base[job.index] + pooled[g] - low)
+                for job in pool_lut_jobs:
+                    with m.Case(job.index):
+                        low = job.pool.pre_format.min_int
+                        m.d.comb += port.addr.eq(pool_tables.base(job.pool.name) + pooled[g]
+                                                 - low)
         final = stage(*pooled, name="p5")
         valid5, channel5, tag5, done5, lane_valid5 = stage(
             valid4, channel4, tag4, done4, lane_valid4, name="s5")
@@ -237,10 +210,9 @@ class PostProcessor(wiring.Component):
             m.d.comb += self.out_value[c].eq(final[c])
             if c < groups and pool_lut_ports:
                 with m.Switch(tag5.job):
-                    for job in sub_jobs:
-                        if job.index in pool_lut_base:
-                            with m.Case(job.index):
-                                m.d.comb += self.out_value[c].eq(pool_lut_ports[c].data)
+                    for job in pool_lut_jobs:
+                        with m.Case(job.index):
+                            m.d.comb += self.out_value[c].eq(pool_lut_ports[c].data)
             m.d.comb += self.out_valid[c].eq(valid5 & lane_valid5[c])
         m.d.comb += [self.out_channel.eq(channel5), self.out_tag.eq(tag5),
                      self.out_done.eq(done5)]

@@ -4,7 +4,9 @@ Private ``@njit`` kernels compute into arrays they are given; the public functio
 choose integer types and document. Everything is integer arithmetic. Accumulators are int32
 when the layer's recorded accumulator width is at most 32 bits and int64 otherwise: the width
 is a bound on every partial sum (each is a sum of terms whose magnitudes add up to at most the
-bound), so neither type can overflow. Requantization always runs in int64.
+bound), so neither type can overflow. Requantization runs in int64 and equals
+:func:`hwlenet.quant.fixed.requantize_int` for every int64 value and every shift, however far
+it reaches past 63 bits either way.
 """
 
 import numpy as np
@@ -29,39 +31,53 @@ ACTIVATION_CODES = {"none": 0, "relu": 1, "tanh": 2}
 
 
 @njit(cache=True, inline="always")
+def _low_mask(bits):
+    """``2**bits - 1`` for ``0 <= bits <= 63``."""
+    if bits >= 63:
+        return np.int64(0x7FFFFFFFFFFFFFFF)
+    return (np.int64(1) << bits) - 1
+
+
+@njit(cache=True, inline="always")
+def _wrap(value, low, high, width):
+    """``value`` modulo ``2**width`` into ``low..high``, without any intermediate overflow."""
+    bits = value & _low_mask(width)
+    if bits > high:
+        bits = bits - high - 1 + low
+    return bits
+
+
+@njit(cache=True, inline="always")
 def _requantize(value, shift, rounding, overflow, low, high, width):
+    # Exact for every int64 value and every shift: an int64 shifted right by 63 or more bits
+    # is its sign (0 or -1), so right shifts are capped at 63, and the bounds are compared
+    # before a left shift so that it never leaves int64.
     value = np.int64(value)
     if shift > 0:
-        floor = value >> shift
+        halves = value >> min(shift - 1, 63)  # floor(value / 2**(shift - 1))
+        result = halves >> 1
         if rounding == 1:
-            result = (value + (np.int64(1) << (shift - 1))) >> shift
-        elif rounding == 2:
-            remainder = value - (floor << shift)
-            half = np.int64(1) << (shift - 1)
-            result = floor
-            if remainder > half or (remainder == half and (floor & 1) == 1):
+            result += halves & 1
+        elif rounding == 2 and halves & 1 == 1:
+            # past 63 bits the half bit is set only for negative values, whose floor -1 is
+            # odd, so whether the bits below it are zero does not matter there
+            below = shift - 1
+            if below >= 63 or value & _low_mask(below) != 0 or result & 1 == 1:
                 result += 1
-        else:
-            result = floor
-    elif overflow == 1:
-        # only the low ``width`` bits survive a wrap, so shift just those
-        if -shift >= width:
-            result = np.int64(0)
-        else:
-            result = (value & ((np.int64(1) << (width + shift)) - 1)) << (-shift)
     else:
-        headroom = 62 + shift
-        if value != 0 and (headroom <= 0 or value >= (np.int64(1) << headroom)
-                           or value < -(np.int64(1) << headroom)):
-            return high if value > 0 else low
-        result = value << (-shift)
-    if overflow == 0:
-        if result < low:
-            return low
-        if result > high:
+        left = min(-shift, 63)
+        if overflow == 1:
+            if left >= width:
+                return np.int64(0)
+            return _wrap((value & _low_mask(width - left)) << left, low, high, width)
+        if value > high >> left:
             return high
-        return result
-    return ((result - low) & ((np.int64(1) << width) - 1)) + low
+        if value < -((-low) >> left):
+            return low
+        return value << left
+    if overflow == 0:
+        return min(max(result, low), high)
+    return _wrap(result, low, high, width)
 
 
 @njit(cache=True, inline="always")
@@ -75,9 +91,10 @@ def _finish(acc, post, lut):
     return value
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _requantize_kernel(values, shift, rounding, overflow, low, high, width, out):
-    for i in prange(values.size):
+    # serial: a few integer operations per element cost less than starting threads
+    for i in range(values.size):
         out[i] = _requantize(values[i], shift, rounding, overflow, low, high, width)
 
 
@@ -209,10 +226,15 @@ def maxpool_layer(layer, x):
 
 
 def requantize_array(values, from_frac, fmt):
-    """:func:`hwlenet.quant.fixed.requantize_int` on an int64 array, compiled."""
+    """:func:`hwlenet.quant.fixed.requantize_int` on an int64 array, compiled.
+
+    Exact for every int64 value and every integer shift ``from_frac - fmt.frac``.
+    """
     values = np.ascontiguousarray(values, dtype=np.int64)
     out = np.empty_like(values)
-    _requantize_kernel(values.ravel(), np.int64(from_frac - fmt.frac),
+    # every int64 requantizes alike at any shift beyond 64 bits either way
+    shift = min(max(int(from_frac) - fmt.frac, -64), 64)
+    _requantize_kernel(values.ravel(), np.int64(shift),
                        ROUNDING_CODES[fmt.rounding], OVERFLOW_CODES[fmt.overflow],
                        np.int64(fmt.min_int), np.int64(fmt.max_int), np.int64(fmt.width),
                        out.ravel())

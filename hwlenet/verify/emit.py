@@ -11,9 +11,8 @@ from .. import __version__
 from ..errors import HwlenetError
 from ..quant.artifact import save_artifact
 from ..sim import simulate
-from .accelerator import LeNetAccelerator, result_layout, trace_layout
-from .plan import plan_hardware
-from .postproc import value_width
+from ..rtl.accelerator import LeNetAccelerator, result_layout, trace_layout
+from ..rtl.plan import IMAGE_PIXELS, plan_hardware
 
 __all__ = ["LINT_WAIVERS", "emit_verilog", "traced_layers"]
 
@@ -35,16 +34,33 @@ def traced_layers(plan):
 
 
 def _hex_lines(values, bits):
+    """``values`` as ``$readmemh`` text: one ``bits``-bit two's-complement word per line."""
     digits = -(-bits // 4)
-    mask = (1 << bits) - 1
-    return "".join(f"{int(v) & mask:0{digits}x}\n" for v in np.asarray(values).ravel())
+    words = np.asarray(values, dtype=np.int64).ravel() & np.int64((1 << bits) - 1)
+    nibbles = (words[:, None] >> (4 * np.arange(digits - 1, -1, -1))) & 15
+    characters = np.frombuffer(b"0123456789abcdef", np.uint8)[nibbles]
+    lines = np.concatenate([characters, np.full((len(words), 1), ord("\n"), np.uint8)], axis=1)
+    return lines.tobytes().decode("ascii")
+
+
+def bench_parameters(plan):
+    """Numbers the testbench and the runners need, all from the plan: image and result sizes,
+    the scoreboard's window of images in flight and the per-result watchdog."""
+    results = result_layout(plan)
+    return {
+        "pixels": IMAGE_PIXELS,
+        "classes": results["logits"].shape.length,
+        "label_bits": results["label"].shape.width,
+        "window": 2 * plan.cols + 4,
+        "watchdog": 2 * plan.predicted_cycles(plan.cols) + 1000,
+    }
 
 
 def _field_offsets(layout):
     return {name: field.offset for name, field in layout}
 
 
-def emit_verilog(qmodel, directory, rows=8, cols=8, images=None, progress=False):
+def emit_verilog(qmodel, directory, rows=8, cols=8, images=None, cover=False, progress=False):
     """Write the accelerator for ``qmodel`` and its co-simulation bench into ``directory``.
 
     Parameters
@@ -57,6 +73,12 @@ def emit_verilog(qmodel, directory, rows=8, cols=8, images=None, progress=False)
     images : numpy.ndarray of uint8, shape (N, 28, 28), optional
         Test vectors; their expected logits, classes and per-layer outputs come from the
         numba simulator.
+    cover : bool
+        Append directed vectors (:func:`hwlenet.verify.coverage.directed_vectors`) so that
+        the vectors index every reachable table entry the search can reach and exercise every
+        weight it can.
+    progress : bool
+        Show progress bars.
 
     Returns
     -------
@@ -74,12 +96,21 @@ def emit_verilog(qmodel, directory, rows=8, cols=8, images=None, progress=False)
         verilog.convert(design, name="hwlenet_top", emit_src=False))
 
     images = np.zeros((0, 28, 28), np.uint8) if images is None else images
+    ordinary = len(images)
+    if cover:
+        from .coverage import directed_vectors
+
+        images = np.concatenate([images, directed_vectors(qmodel, images, progress=progress)])
     count = len(images)
     layers = traced_layers(plan)
-    width = value_width(plan)
+    width = plan.value_width
     logit_width = plan.logit_format.width
     vectors = directory / "vectors"
+    coverage = None
     if count:
+        from .coverage import coverage_report
+
+        coverage = coverage_report(qmodel, images)
         result = simulate(qmodel, images, trace=True, progress=progress)
         (vectors / "pixels.hex").write_text(_hex_lines(images, 8))
         (vectors / "logits.hex").write_text(_hex_lines(result.logits, logit_width))
@@ -89,15 +120,18 @@ def emit_verilog(qmodel, directory, rows=8, cols=8, images=None, progress=False)
                 _hex_lines(result.trace[layer["name"]], width))
 
     model = plan.cycle_model()
+    bench = bench_parameters(plan)
+    roms = [rom.describe() for rom in plan.roms()]
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
                                      keep_trailing_newline=True, trim_blocks=True,
                                      lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    trace = trace_layout(plan)
     context = {
         "version": __version__, "images": max(count, 1), "cols": cols, "layers": layers,
-        "value_width": width, "logit_width": logit_width,
-        "result_bits": result_layout(plan).size, "trace_bits": trace_layout(plan).size,
-        "trace": _field_offsets(trace_layout(plan)),
-        "timeout_per_image": int(4 * model["cycles_per_image"]) + 4000,
+        "value_width": width, "logit_width": logit_width, **bench,
+        "result_bits": result_layout(plan).size, "trace_bits": trace.size,
+        "trace": _field_offsets(trace), "trace_layer_bits": trace["layer"].shape.width,
+        "result": _field_offsets(result_layout(plan)), "roms": roms,
         "lint_waivers": LINT_WAIVERS,
     }
     for template, target in (("tb.v.j2", "tb.v"), ("tb_top.v.j2", "tb_top.v"),
@@ -110,8 +144,14 @@ def emit_verilog(qmodel, directory, rows=8, cols=8, images=None, progress=False)
         "arch": qmodel.arch,
         "array": {"rows": rows, "cols": cols},
         "vectors": count,
+        "directed_vectors": count - ordinary,
+        "coverage": coverage,
         "analytic": model,
+        "bench": bench,
+        "predicted_cycles": {str(n): plan.predicted_cycles(n) for n in range(1, cols + 1)},
+        "batch_cycles": plan.predicted_cycles(cols + 1) - plan.predicted_cycles(1),
         "traced_layers": layers,
+        "memories": roms,
         "widths": {"weight": plan.weight_width, "operand": plan.operand_width,
                    "accumulator": plan.accumulator_width, "value": width,
                    "logit": logit_width},

@@ -1,0 +1,278 @@
+"""Run an exported folder's self-checking testbench on an open simulator and read its verdict."""
+
+import json
+import re
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from ..errors import HwlenetError
+from ..tools import find_tool
+
+__all__ = ["SIMULATORS", "build_bench", "check_design_identity", "predicted_cycles", "read_export",
+           "run_bench", "run_cosim"]
+
+SIMULATORS = ("verilator", "icarus", "amaranth")
+INSTALL_HINT = {
+    "verilator": "verilator is not installed: apt-get install -y verilator (as root or with sudo)",
+    "icarus": "Icarus Verilog is not installed: apt-get install -y iverilog (as root or sudo)",
+}
+_RESULT = re.compile(r"RESULT images=(\d+) mismatches=(\d+) cycles=(\d+)")
+_MISMATCH = re.compile(r"FIRST_MISMATCH image=(\d+) layer=(\S+) element=(-?\d+) "
+                       r"expected=(-?\d+) actual=(-?\d+) kind=(\S+) cycle=(\d+)")
+_HANG = re.compile(r"HANG image=(\d+) last_layer=(\S+) cycle=(\d+)")
+#: Wall-clock seconds a simulator process may take per image before it is stopped, plus a
+#: fixed allowance for start-up (Icarus is about a thousand times slower than Verilator).
+SECONDS_PER_IMAGE = {"verilator": 2.0, "icarus": 600.0}
+STARTUP_SECONDS = 120.0
+BENCHES = {"verilator": {"plain": "obj_dir/Vtb", "wave": "obj_dir_wave/Vtb",
+                         "faults": "obj_dir_faults/Vtb"},
+           "icarus": {"plain": "tb_icarus.vvp", "wave": "tb_icarus_wave.vvp",
+                      "faults": "tb_icarus_faults.vvp"}}
+#: Cycles of waveform kept before the first mismatch (or the whole run when shorter).
+WAVE_WINDOW = 20000
+
+
+def predicted_cycles(manifest, images):
+    """Exact cycles of a run of ``images`` images, from the cycle model the export recorded.
+
+    A run's last batch holds ``((images - 1) % cols) + 1`` images; every earlier batch is full
+    and adds the same ``batch_cycles``.
+    """
+    cols = manifest["array"]["cols"]
+    if images < 1:
+        raise HwlenetError(f"a run needs at least one image, not {images}")
+    tail = (images - 1) % cols + 1
+    return manifest["predicted_cycles"][str(tail)] + (images - tail) // cols * manifest[
+        "batch_cycles"]
+
+
+def read_export(directory):
+    """The manifest of a folder written by ``hwlenet emit-verilog``."""
+    path = Path(directory) / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise HwlenetError(f"{directory} is not an hwlenet export (no manifest.json); "
+                           "create one with hwlenet emit-verilog") from None
+    except (OSError, json.JSONDecodeError) as error:
+        raise HwlenetError(f"cannot read {path}: {error}") from None
+    required = ("vectors", "coverage", "analytic", "array", "traced_layers", "predicted_cycles",
+                "batch_cycles", "widths", "memories")
+    if not isinstance(manifest, dict) or any(key not in manifest for key in required):
+        raise HwlenetError(f"{path} is not an hwlenet export manifest of this version; "
+                           "re-create the folder with hwlenet emit-verilog")
+    return manifest
+
+
+def _run(command, directory, timeout=None):
+    try:
+        completed = subprocess.run(command, cwd=directory, capture_output=True, text=True,
+                                   timeout=timeout)
+    except FileNotFoundError as error:
+        raise HwlenetError(f"cannot run {command[0]}: {error.strerror}") from None
+    except subprocess.TimeoutExpired:
+        raise HwlenetError(f"{' '.join(command)} did not finish within {timeout:.0f} s and was "
+                           "stopped") from None
+    return completed
+
+
+def build_bench(directory, simulator, variant="plain"):
+    """Build the exported bench for ``simulator`` (``variant``: plain, wave or faults) with
+    the folder's Makefile; returns the path of the executable or compiled image."""
+    tool = "verilator" if simulator == "verilator" else "iverilog"
+    if find_tool(tool) is None:
+        raise HwlenetError(INSTALL_HINT[simulator])
+    if find_tool("make") is None:
+        raise HwlenetError("make is not installed: apt-get install -y make")
+    target = BENCHES[simulator][variant]
+    completed = _run(["make", "--no-print-directory", target], directory)
+    if completed.returncode != 0:
+        lines = (completed.stdout + completed.stderr).strip().splitlines()
+        errors = [line for line in lines if "rror" in line] or lines[-1:]
+        raise HwlenetError(f"building the {simulator} bench in {directory} failed: "
+                           f"{errors[0].strip()}")
+    return target
+
+
+def _parse(output):
+    result = _RESULT.search(output)
+    if result is None:
+        last = output.strip().splitlines()[-1:] or ["no output"]
+        raise HwlenetError(f"the testbench ended without a verdict: {last[0]}")
+    images, mismatches, cycles = (int(v) for v in result.groups())
+    report = {"images": images, "mismatches": mismatches, "cycles": cycles,
+              "first_mismatch": None, "hang": None}
+    found = _MISMATCH.search(output)
+    if found:
+        image, layer, element, expected, actual, kind, cycle = found.groups()
+        report["first_mismatch"] = {"image": int(image), "layer": layer,
+                                    "element": int(element), "expected": int(expected),
+                                    "actual": int(actual), "kind": kind, "cycle": int(cycle)}
+    hang = _HANG.search(output)
+    if hang:
+        image, layer, cycle = hang.groups()
+        report["hang"] = {"image": int(image), "last_layer": layer, "cycle": int(cycle)}
+    return report
+
+
+def run_bench(directory, simulator, first, count, variant="plain", plusargs=()):
+    """Run ``count`` images from image ``first`` on a built bench; its parsed verdict."""
+    bench = BENCHES[simulator][variant]
+    command = [f"./{bench}"] if simulator == "verilator" else ["vvp", "-n", bench]
+    command += [f"+images={count}", f"+first={first}", *plusargs]
+    timeout = STARTUP_SECONDS + SECONDS_PER_IMAGE[simulator] * count
+    completed = _run(command, directory, timeout)
+    return _parse(completed.stdout + completed.stderr)
+
+
+def _merge(parts, images):
+    checked = sum(part["images"] for part in parts)
+    mismatches = sum(part["mismatches"] for part in parts)
+    first = next((part["first_mismatch"] for part in parts if part["first_mismatch"]), None)
+    hang = next((part["hang"] for part in parts if part.get("hang")), None)
+    return {"images": checked, "mismatches": mismatches, "first_mismatch": first,
+            "hang": hang, "cycles": sum(part["cycles"] for part in parts),
+            "bit_exact": mismatches == 0 and checked == images and hang is None}
+
+
+def _record_wave(directory, simulator, first_image, count, report):
+    """Re-run the range that holds the first mismatch (or the whole short run) with waveform
+    dumping; the window ends a few cycles after the mismatch."""
+    build_bench(directory, simulator, "wave")
+    mismatch = report["first_mismatch"]
+    if mismatch is not None:
+        first_image, count = mismatch["image"], 1
+        part = run_bench(directory, simulator, first_image, count)
+        found = part["first_mismatch"] or mismatch
+        until = found["cycle"] + 64
+    else:
+        until = WAVE_WINDOW + 1000 if count > 2 else 2 ** 64 - 1
+    start = max(0, until - WAVE_WINDOW) if mismatch is not None else 0
+    run_bench(directory, simulator, first_image, count, "wave",
+              (f"+wave_from={start}", f"+wave_until={until}"))
+    path = Path(directory) / ("wave.fst" if simulator == "verilator" else "wave.vcd")
+    if not path.is_file():
+        raise HwlenetError(f"the {simulator} bench wrote no waveform to {path}")
+    return {"path": str(path), "from_cycle": start, "image": first_image,
+            "open": f"gtkwave {path}"}
+
+
+def check_design_identity(directory, manifest):
+    """Refuse unless re-elaborating the exported artifact with this hwlenet gives, byte for
+    byte, the exported ``hwlenet_top.v`` (the Amaranth bench simulates the re-elaborated
+    design, so it must be the exported one)."""
+    from amaranth.back import verilog
+
+    from ..quant.artifact import load_artifact
+    from ..rtl.accelerator import LeNetAccelerator
+    from ..rtl.plan import plan_hardware
+
+    directory = Path(directory)
+    qmodel = load_artifact(directory / "model.npz")
+    plan = plan_hardware(qmodel, manifest["array"]["rows"], manifest["array"]["cols"])
+    design = LeNetAccelerator(plan=plan)
+    text = verilog.convert(design, name="hwlenet_top", emit_src=False)
+    try:
+        exported = (directory / "hwlenet_top.v").read_text()
+    except OSError as error:
+        raise HwlenetError(f"cannot read {directory / 'hwlenet_top.v'}: {error.strerror}") \
+            from None
+    if text != exported:
+        raise HwlenetError(f"{directory / 'hwlenet_top.v'} is not what this hwlenet elaborates "
+                           "from model.npz (edited, or exported by another version): the "
+                           "amaranth simulator can only check an unmodified export; use "
+                           "--simulator verilator or icarus")
+    return design, plan
+
+
+def run_cosim(directory, simulator="verilator", images=None, jobs=1, wave=False,
+              progress=False):
+    """Co-simulate an exported folder and compare the RTL with the numba simulator's vectors.
+
+    Parameters
+    ----------
+    directory : path-like
+        A folder written by :func:`hwlenet.verify.emit.emit_verilog` with test vectors.
+    simulator : {"verilator", "icarus", "amaranth"}
+        ``amaranth`` re-elaborates the design and refuses unless it is byte-identical to the
+        exported ``hwlenet_top.v``.
+    images : int, optional
+        How many of the exported vectors to run (all by default).
+    jobs : int
+        Simulator processes run in parallel on consecutive ranges of images.
+    wave : bool
+        Also write a waveform (Verilator FST, Icarus or Amaranth VCD) of a window of cycles
+        ending at the first mismatch, or of the whole run when it is short.
+
+    Returns
+    -------
+    dict
+        ``simulator``, ``images``, ``mismatches``, ``bit_exact``, ``cycles_per_image``,
+        ``analytic_cycles_per_image`` (steady state) and its relative error, ``cycles`` and
+        ``predicted_cycles`` (the exact model of this run, recorded at export),
+        ``first_mismatch`` (image, layer, element, expected, actual, kind: value, missing,
+        duplicate, range, image-range or hang), ``hang`` (image and last layer that made
+        progress), ``wave``, timing, and ``coverage`` (of tables and weights, recorded at
+        export; only when the run checks every exported vector).
+    """
+    if simulator not in SIMULATORS:
+        raise HwlenetError(f"simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
+    directory = Path(directory)
+    manifest = read_export(directory)
+    available = manifest["vectors"]
+    if available == 0:
+        raise HwlenetError(f"{directory} holds no test vectors: re-run hwlenet emit-verilog "
+                           "with --vectors N --data-dir DIR")
+    images = available if images is None else images
+    if not 1 <= images <= available:
+        raise HwlenetError(f"--images must be from 1 to {available} (the exported vectors), "
+                           f"not {images}")
+    build_start = time.perf_counter()
+    if simulator == "amaranth":
+        design, plan = check_design_identity(directory, manifest)
+    else:
+        build_bench(directory, simulator)
+    start = time.perf_counter()
+    wave_info = None
+    if simulator == "amaranth":
+        from .amaranth_bench import run_amaranth_bench
+
+        wave_path = directory / "wave.vcd" if wave else None
+        parts = [run_amaranth_bench(directory, manifest, images, design=design, plan=plan,
+                                    wave=wave_path)]
+        sizes = [images]
+        if wave:
+            wave_info = {"path": str(wave_path), "from_cycle": 0, "image": 0,
+                         "open": f"gtkwave {wave_path}"}
+    else:
+        jobs = max(1, min(jobs, images))
+        bounds = [images * j // jobs for j in range(jobs + 1)]
+        sizes = [bounds[j + 1] - bounds[j] for j in range(jobs)]
+        with ThreadPoolExecutor(jobs) as pool:
+            parts = list(pool.map(lambda j: run_bench(directory, simulator, bounds[j],
+                                                      sizes[j]), range(jobs)))
+    seconds = time.perf_counter() - start
+    merged = _merge(parts, images)
+    if wave and simulator != "amaranth":
+        wave_info = _record_wave(directory, simulator, 0, images, merged)
+    checked = merged["images"]
+    analytic = manifest["analytic"]["cycles_per_image"]
+    measured = merged["cycles"] / checked if checked else None
+    return {
+        "simulator": simulator,
+        **merged,
+        "requested_images": images,
+        "cycles_per_image": measured,
+        "analytic_cycles_per_image": analytic,
+        "steady_state_error": (measured - analytic) / analytic if measured else None,
+        "predicted_cycles": sum(predicted_cycles(manifest, size) for size in sizes),
+        "wave": wave_info,
+        "build_seconds": start - build_start,
+        "seconds": seconds,
+        "images_per_second": checked / seconds if seconds else None,
+        "array": manifest["array"],
+        "jobs": jobs if simulator != "amaranth" else 1,
+        "coverage": manifest["coverage"] if images == available else None,
+    }

@@ -1,0 +1,968 @@
+"""Coverage of test vectors: which tanh table entries and weight words they exercise, which
+table entries no input can ever reach, and directed vectors that reach the rest.
+
+A co-simulation compares every value the RTL writes, but a corrupted table entry or weight only
+shows when some vector uses it. Everything here is counted with the integer semantics of the
+artifact (:mod:`hwlenet.quant.artifact`), run by the compiled simulator kernels:
+
+table entry
+    Entry ``i - pre_format.min_int`` of a tanh layer's table is *hit* when some output element
+    of some image (every position of a convolution) has table index ``i``. The index is what
+    the layer computes with its table removed (:func:`index_layer`).
+weight word
+    A weight is *exercised* when it multiplies a non-zero input for at least one image and one
+    output: for ``conv`` some output position whose window (zero padding included) holds a
+    non-zero input at that tap, for ``dense`` a non-zero input ``x[k]``, for ``subsample`` a
+    non-zero 2x2 block sum. Whether a word is exercised depends only on its *weight input*:
+    the tap ``(c, ky, kx)``, the input ``k`` or the channel ``c``.
+reachable entry
+    :func:`reachable_tables` propagates sound integer intervals from the pixels: per output
+    element, the accumulator bounds that the weight signs allow for the input intervals,
+    requantized (a monotone map) to index bounds; the next layer's input interval is the
+    table's range over those indices (or the requantized bounds). An entry outside every
+    element's index interval can never be hit by any image; the others may or may not be.
+    Likewise a weight input whose interval is ``[0, 0]`` everywhere is provably *idle*.
+
+Table indices are reported as ``pre_format`` integers ``i`` (table entry ``i - index_min``);
+index ranges are inclusive ``[low, high]`` pairs.
+"""
+
+import dataclasses
+
+import numpy as np
+import torch
+from numpy.lib.stride_tricks import sliding_window_view
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from ..errors import HwlenetError
+from ..quant.fixed import requantize_int
+from ..sim import kernels
+
+__all__ = [
+    "coverage_report",
+    "directed_vectors",
+    "index_layer",
+    "reachable_tables",
+    "table_hits",
+    "weight_hits",
+]
+
+_LAYER_FUNCTIONS = {
+    "conv": kernels.conv_layer,
+    "dense": kernels.dense_layer,
+    "subsample": kernels.subsample_layer,
+    "maxpool": kernels.maxpool_layer,
+}
+_SEARCH_LIMIT = 1 << 62
+# a relaxed index within this distance of the target's centre counts as on target
+_MARGIN = 0.2
+
+
+def _check_images(qmodel, images):
+    images = np.asarray(images)
+    if images.ndim == 2:
+        images = images[None]
+    if images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise HwlenetError(f"images must have shape (N, 28, 28), not {images.shape}")
+    if images.dtype != np.uint8:
+        raise HwlenetError(f"images must be uint8 pixels, not {images.dtype}")
+    if tuple(qmodel.layers[0].in_shape) != (1, 28, 28):
+        raise HwlenetError(f"the model's input shape {tuple(qmodel.layers[0].in_shape)} is not "
+                           "(1, 28, 28)")
+    return images
+
+
+def _check_count(name, value, least=0):
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < least:
+        kind = "positive" if least else "non-negative"
+        raise HwlenetError(f"{name} must be a {kind} integer, not {value!r}")
+    return int(value)
+
+
+def index_layer(layer):
+    """A copy of a tanh layer without its table, whose output is the table index.
+
+    Parameters
+    ----------
+    layer : QLayer
+        A layer with ``activation == "tanh"``.
+
+    Returns
+    -------
+    QLayer
+        ``layer`` with ``activation="none"``, ``output_format=layer.pre_format`` and no table;
+        run by the same kernel, it outputs ``i = requantize(acc, acc_frac, pre_format)``.
+    """
+    if layer.activation != "tanh":
+        raise HwlenetError(f"layer {layer.name} has no table (activation {layer.activation})")
+    return dataclasses.replace(layer, activation="none", output_format=layer.pre_format, lut=None)
+
+
+def _walk(qmodel, images, chunk):
+    """Per chunk of images: a list of ``(layer, input, table index or None)``, one per layer."""
+    for start in range(0, len(images), chunk):
+        x = images[start : start + chunk].reshape(-1, *qmodel.layers[0].in_shape)
+        steps = []
+        for layer in qmodel.layers:
+            run = _LAYER_FUNCTIONS[layer.kind]
+            index = run(index_layer(layer), x) if layer.activation == "tanh" else None
+            steps.append((layer, x, index))
+            x = run(layer, x)
+        yield steps
+
+
+def _table_rows(layer, index):
+    """Per image, which entries of the layer's table it hits: bool ``(N, entries)``."""
+    count = len(index)
+    rows = np.zeros((count, 1 << layer.pre_format.width), dtype=bool)
+    rows[np.arange(count)[:, None], index.reshape(count, -1) - layer.pre_format.min_int] = True
+    return rows
+
+
+def _input_hits(layer, x):
+    """Per image, which weight inputs of the layer are non-zero: bool ``(N, C, K, K)`` taps for
+    ``conv`` (anywhere in the tap's window), ``(N, K)`` for ``dense`` and ``(N, C)`` block sums
+    for ``subsample``."""
+    count = len(x)
+    if layer.kind == "dense":
+        return x.reshape(count, -1) != 0
+    if layer.kind == "subsample":
+        c, h, w = x.shape[1:]
+        # four inputs of more than 61 bits can overflow int64
+        exact = np.int64 if layer.input_format.width <= 61 else object
+        sums = x.astype(exact).reshape(count, c, h // 2, 2, w // 2, 2).sum(axis=(3, 5))
+        return (sums != 0).any(axis=(2, 3))
+    pad, k = layer.padding, layer.weight.shape[2]
+    padded = np.pad(x != 0, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    out_h, out_w = layer.out_shape[1], layer.out_shape[2]
+    hits = np.zeros((count, x.shape[1], k, k), dtype=bool)
+    for ky in range(k):
+        for kx in range(k):
+            hits[:, :, ky, kx] = padded[:, :, ky : ky + out_h, kx : kx + out_w].any(axis=(2, 3))
+    return hits
+
+
+def _input_shape(layer):
+    if layer.kind == "dense":
+        return (layer.weight.shape[1],)
+    return layer.weight.shape[1:] if layer.kind == "conv" else layer.weight.shape
+
+
+def _scan(qmodel, images, chunk):
+    """One simulation pass: the table entries hit and the weight inputs made non-zero, each
+    over all images."""
+    images = _check_images(qmodel, images)
+    chunk = _check_count("chunk", chunk, 1)
+    tables = {layer.name: np.zeros(1 << layer.pre_format.width, dtype=bool)
+              for layer in qmodel.layers if layer.activation == "tanh"}
+    inputs = {layer.name: np.zeros(_input_shape(layer), dtype=bool)
+              for layer in qmodel.layers if layer.has_weights}
+    for steps in _walk(qmodel, images, chunk):
+        for layer, x, index in steps:
+            if index is not None:
+                tables[layer.name][index.ravel() - layer.pre_format.min_int] = True
+            if layer.has_weights:
+                inputs[layer.name] |= _input_hits(layer, x).any(axis=0)
+    return tables, inputs
+
+
+def _words(layer, inputs):
+    """Per weight word, the value of its weight input (broadcast to the weight's shape)."""
+    return np.broadcast_to(inputs, layer.weight.shape).copy()
+
+
+def table_hits(qmodel, images, chunk=1000):
+    """Which table entries the images index.
+
+    Parameters
+    ----------
+    qmodel : QuantizedModel
+    images : numpy.ndarray of uint8, shape (N, 28, 28)
+    chunk : int
+        Images per batch of the simulator.
+
+    Returns
+    -------
+    dict
+        Layer name to a bool array of ``2**pre_format.width`` entries, for every tanh layer;
+        entry ``e`` is true when some output element of some image has index
+        ``e + pre_format.min_int``.
+    """
+    return _scan(qmodel, images, chunk)[0]
+
+
+def weight_hits(qmodel, images, chunk=1000):
+    """Which weight words the images exercise.
+
+    Parameters
+    ----------
+    qmodel : QuantizedModel
+    images : numpy.ndarray of uint8, shape (N, 28, 28)
+    chunk : int
+        Images per batch of the simulator.
+
+    Returns
+    -------
+    dict
+        Layer name to a bool array shaped like ``layer.weight``, for every layer with weights:
+        true where the weight multiplies a non-zero input for some image and output (see the
+        module docstring).
+    """
+    inputs = _scan(qmodel, images, chunk)[1]
+    return {layer.name: _words(layer, inputs[layer.name])
+            for layer in qmodel.layers if layer.has_weights}
+
+
+# --- reachability ------------------------------------------------------------------------------
+
+
+def _wide(fmt):
+    """``fmt`` with rounding only: signed, 63 bits, saturating (beyond any format's range)."""
+    return dataclasses.replace(fmt, width=63, signed=True, overflow="saturate")
+
+
+def _requantize_bounds(acc_lo, acc_hi, acc_frac, fmt):
+    """Sound bounds of ``requantize(acc, acc_frac, fmt)`` for ``acc`` in ``[acc_lo, acc_hi]``.
+
+    Rounding and saturation are monotone; a wrapping format is only exact when no value of the
+    interval leaves its range, and otherwise may produce any of its integers.
+    """
+    low = kernels.requantize_array(acc_lo, acc_frac, fmt)
+    high = kernels.requantize_array(acc_hi, acc_frac, fmt)
+    if fmt.overflow == "wrap":
+        wide = _wide(fmt)
+        escapes = ((kernels.requantize_array(acc_lo, acc_frac, wide) < fmt.min_int)
+                   | (kernels.requantize_array(acc_hi, acc_frac, wide) > fmt.max_int))
+        low = np.where(escapes, fmt.min_int, low)
+        high = np.where(escapes, fmt.max_int, high)
+    return low, high
+
+
+def _accumulator_bounds(layer, lo, hi):
+    """Per output element, the least and greatest accumulator for inputs in ``[lo, hi]``."""
+    weight = layer.weight.astype(np.int64)
+    positive, negative = np.maximum(weight, 0), np.minimum(weight, 0)
+    bias = layer.aligned_bias()
+    if layer.kind == "dense":
+        lo, hi = lo.ravel(), hi.ravel()
+        return (positive @ lo + negative @ hi + bias, positive @ hi + negative @ lo + bias)
+    if layer.kind == "subsample":
+        c, h, w = lo.shape
+        sum_lo = lo.reshape(c, h // 2, 2, w // 2, 2).sum(axis=(2, 4))
+        sum_hi = hi.reshape(c, h // 2, 2, w // 2, 2).sum(axis=(2, 4))
+        coefficient, offset = weight[:, None, None], bias[:, None, None]
+        return (np.where(coefficient >= 0, coefficient * sum_lo, coefficient * sum_hi) + offset,
+                np.where(coefficient >= 0, coefficient * sum_hi, coefficient * sum_lo) + offset)
+    pad, k = layer.padding, weight.shape[2]
+    windows = [sliding_window_view(np.pad(bound, ((0, 0), (pad, pad), (pad, pad))), (k, k),
+                                   axis=(1, 2)) for bound in (lo, hi)]
+    offset = bias[:, None, None]
+    least = (np.einsum("cyxij,mcij->myx", windows[0], positive)
+             + np.einsum("cyxij,mcij->myx", windows[1], negative) + offset)
+    greatest = (np.einsum("cyxij,mcij->myx", windows[1], positive)
+                + np.einsum("cyxij,mcij->myx", windows[0], negative) + offset)
+    return least, greatest
+
+
+def _propagate(qmodel):
+    """Interval analysis of every layer, from the whole range of the input format.
+
+    Returns a list (one dict per layer) of int64 arrays: ``in_lo``/``in_hi`` (input shape),
+    ``acc_lo``/``acc_hi`` (output shape, layers with weights), ``index_lo``/``index_hi``
+    (tanh layers) and ``out_lo``/``out_hi``.
+    """
+    fmt = qmodel.input_format
+    shape = tuple(qmodel.layers[0].in_shape)
+    lo = np.full(shape, fmt.min_int, dtype=np.int64)
+    hi = np.full(shape, fmt.max_int, dtype=np.int64)
+    analysis = []
+    for layer in qmodel.layers:
+        lo, hi = lo.reshape(layer.in_shape), hi.reshape(layer.in_shape)
+        entry = {"in_lo": lo, "in_hi": hi}
+        if layer.kind == "maxpool":
+            c, h, w = lo.shape
+            out_lo = lo.reshape(c, h // 2, 2, w // 2, 2).max(axis=(2, 4))
+            out_hi = hi.reshape(c, h // 2, 2, w // 2, 2).max(axis=(2, 4))
+        else:
+            acc_lo, acc_hi = _accumulator_bounds(layer, lo, hi)
+            entry.update(acc_lo=acc_lo, acc_hi=acc_hi)
+            if layer.activation == "relu":
+                acc_lo, acc_hi = np.maximum(acc_lo, 0), np.maximum(acc_hi, 0)
+            low, high = _requantize_bounds(acc_lo, acc_hi, layer.acc_frac,
+                                           layer.requant_format())
+            if layer.activation == "tanh":
+                entry.update(index_lo=low, index_hi=high)
+                out_lo, out_hi = _table_range(layer, low, high)
+            else:
+                out_lo, out_hi = low, high
+        entry.update(out_lo=out_lo.reshape(layer.out_shape), out_hi=out_hi.reshape(layer.out_shape))
+        analysis.append(entry)
+        lo, hi = entry["out_lo"], entry["out_hi"]
+    return analysis
+
+
+def _table_range(layer, low, high):
+    """Least and greatest table value over each element's index interval."""
+    base = layer.pre_format.min_int
+    lut = layer.lut.astype(np.int64)
+    pairs, inverse = np.unique(np.stack([low.ravel(), high.ravel()], axis=1), axis=0,
+                               return_inverse=True)
+    values = np.array([(lut[a - base : b - base + 1].min(), lut[a - base : b - base + 1].max())
+                       for a, b in pairs], dtype=np.int64)[inverse.ravel()]
+    return values[:, 0].reshape(low.shape), values[:, 1].reshape(high.shape)
+
+
+def _runs(mask, base):
+    """Inclusive ``[low, high]`` runs of true entries, as indices ``entry + base``."""
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1
+    return [[int(a) + base, int(b) + base] for a, b in zip(starts, stops)]
+
+
+def _least_acc_reaching(index, acc_frac, fmt):
+    """The least accumulator whose rounded (not yet saturated or wrapped) index is >= index."""
+    wide = _wide(fmt)
+    low, high = -_SEARCH_LIMIT, _SEARCH_LIMIT
+    while low < high:
+        middle = (low + high) // 2
+        if requantize_int(middle, acc_frac, wide) >= index:
+            high = middle
+        else:
+            low = middle + 1
+    return low
+
+
+def _unit_name(layer, flat):
+    position = np.unravel_index(flat, tuple(layer.out_shape))
+    if len(position) == 1:
+        return f"unit {int(position[0])}"
+    return f"map {int(position[0])} at ({int(position[1])}, {int(position[2])})"
+
+
+def _input_source(qmodel, position):
+    if position == 0:
+        return "the pixels and the zero padding" if qmodel.layers[0].padding else "the pixels"
+    previous = qmodel.layers[position - 1]
+    if previous.activation == "tanh":
+        return f"the values of {previous.name}'s table over its reachable indices"
+    return f"the reachable outputs of {previous.name}"
+
+
+def _unreachable_reasons(qmodel, position, entry):
+    layer = qmodel.layers[position]
+    pre = layer.pre_format
+    index_lo, index_hi = entry["index_lo"].ravel(), entry["index_hi"].ravel()
+    acc_lo, acc_hi = entry["acc_lo"].ravel(), entry["acc_hi"].ravel()
+    mask = np.zeros(1 << pre.width, dtype=bool)
+    for a, b in np.unique(np.stack([index_lo, index_hi], axis=1), axis=0):
+        mask[a - pre.min_int : b - pre.min_int + 1] = True
+    inputs = (f"inputs in [{int(entry['in_lo'].min())}, {int(entry['in_hi'].max())}] "
+              f"({_input_source(qmodel, position)})")
+    conversion = f"requantizing the accumulator (frac {layer.acc_frac}) to {pre}"
+    unreachable = []
+    for low, high in _runs(~mask, pre.min_int):
+        if high < index_lo.min():
+            bound = _least_acc_reaching(high + 1, layer.acc_frac, pre)
+            least = int(acc_lo.argmin())
+            reason = (f"index <= {high} needs acc < {bound} ({conversion}), below the smallest "
+                      f"accumulator these weights and biases can produce from {inputs}: "
+                      f"{int(acc_lo[least])} ({_unit_name(layer, least)})")
+        elif low > index_hi.max():
+            bound = _least_acc_reaching(low, layer.acc_frac, pre)
+            greatest = int(acc_hi.argmax())
+            reason = (f"index >= {low} needs acc >= {bound} ({conversion}), above the largest "
+                      f"accumulator these weights and biases can produce from {inputs}: "
+                      f"{int(acc_hi[greatest])} ({_unit_name(layer, greatest)})")
+        else:
+            bound_low = _least_acc_reaching(low, layer.acc_frac, pre)
+            bound_high = _least_acc_reaching(high + 1, layer.acc_frac, pre) - 1
+            below = int(acc_hi[index_hi < low].max())
+            above = int(acc_lo[index_lo > high].min())
+            reason = (f"index in [{low}, {high}] needs acc in [{bound_low}, {bound_high}] "
+                      f"({conversion}); from {inputs}, the outputs that can go lower reach at "
+                      f"most acc {below} and the others at least acc {above}")
+        unreachable.append({"low": low, "high": high, "reason": reason})
+    return mask, unreachable
+
+
+def _idle_inputs(layer, entry):
+    """Per weight input (see :func:`_input_hits`): true when the interval analysis proves the
+    input zero for every image, so its weights can never be exercised."""
+    zero = (entry["in_lo"] == 0) & (entry["in_hi"] == 0)
+    if layer.kind == "dense":
+        return zero.ravel()
+    if layer.kind == "subsample":
+        return zero.all(axis=(1, 2))
+    pad, k = layer.padding, layer.weight.shape[2]
+    padded = np.pad(zero, ((0, 0), (pad, pad), (pad, pad)), constant_values=True)
+    out_h, out_w = layer.out_shape[1], layer.out_shape[2]
+    idle = np.zeros((zero.shape[0], k, k), dtype=bool)
+    for ky in range(k):
+        for kx in range(k):
+            idle[:, ky, kx] = padded[:, ky : ky + out_h, kx : kx + out_w].all(axis=(1, 2))
+    return idle
+
+
+def _reachability(qmodel):
+    """The interval analysis, per tanh layer the reachable mask and JSON-ready summary, and per
+    layer with weights its provably idle inputs."""
+    analysis = _propagate(qmodel)
+    tables, idle = {}, {}
+    for position, layer in enumerate(qmodel.layers):
+        entry = analysis[position]
+        if layer.has_weights:
+            idle[layer.name] = _idle_inputs(layer, entry)
+        if layer.activation != "tanh":
+            continue
+        mask, unreachable = _unreachable_reasons(qmodel, position, entry)
+        pre = layer.pre_format
+        tables[layer.name] = {
+            "mask": mask,
+            "summary": {
+                "entries": int(mask.size),
+                "index_min": pre.min_int,
+                "index_max": pre.max_int,
+                "low": int(entry["index_lo"].min()),
+                "high": int(entry["index_hi"].max()),
+                "reachable": int(mask.sum()),
+                "reachable_runs": _runs(mask, pre.min_int),
+                "accumulator": [int(entry["acc_lo"].min()), int(entry["acc_hi"].max())],
+                "input": [int(entry["in_lo"].min()), int(entry["in_hi"].max())],
+                "unreachable": unreachable,
+            },
+        }
+    return analysis, tables, idle
+
+
+def reachable_tables(qmodel):
+    """The table entries that some input might reach, by sound interval analysis.
+
+    Parameters
+    ----------
+    qmodel : QuantizedModel
+
+    Returns
+    -------
+    dict
+        Layer name to a JSON-ready dict for every tanh layer: ``entries``, ``index_min`` and
+        ``index_max`` (the ``pre_format`` range), ``low`` and ``high`` (the least and greatest
+        reachable index), ``reachable`` (count), ``reachable_runs`` (``[low, high]`` runs),
+        ``accumulator`` and ``input`` (the propagated ``[least, greatest]`` bounds), and
+        ``unreachable``: ``{low, high, reason}`` for each run of entries no image can hit,
+        with the reason in words. Entries outside the reachable runs are provably never
+        indexed; entries inside are not proven reachable.
+    """
+    _, tables, _ = _reachability(qmodel)
+    return {name: table["summary"] for name, table in tables.items()}
+
+
+def coverage_report(qmodel, images, chunk=1000):
+    """Table and weight coverage of a set of vectors, JSON-ready.
+
+    Parameters
+    ----------
+    qmodel : QuantizedModel
+    images : numpy.ndarray of uint8, shape (N, 28, 28)
+    chunk : int
+        Images per batch of the simulator.
+
+    Returns
+    -------
+    dict
+        ``images`` (N) and ``layers``: per layer ``name``;
+
+        ``table`` (``None`` without a table): ``entries``, ``reachable``, ``hit``,
+        ``fraction`` (hit / entries), ``fraction_of_reachable`` (hit / reachable),
+        ``unreachable`` (``{low, high, reason}`` runs no image can hit) and ``missed``
+        (``[low, high]`` runs of reachable entries no image hits);
+
+        ``weights`` (``None`` without weights): ``words``, ``exercised``, ``fraction``
+        (exercised / words), ``idle`` (words whose input is provably zero for every image)
+        and ``fraction_of_possible`` (exercised / (words - idle)).
+
+    Raises
+    ------
+    HwlenetError
+        If an image hits what the analysis proved unreachable (a bug, never expected).
+    """
+    images = _check_images(qmodel, images)
+    tables, inputs = _scan(qmodel, images, chunk)
+    _, reach, idle = _reachability(qmodel)
+    layers = []
+    for layer in qmodel.layers:
+        row = {"name": layer.name, "table": None, "weights": None}
+        if layer.activation == "tanh":
+            hits, mask = tables[layer.name], reach[layer.name]["mask"]
+            if (hits & ~mask).any():
+                raise HwlenetError(f"layer {layer.name}: an image hits a table entry the "
+                                   "interval analysis proved unreachable")
+            reachable = int(mask.sum())
+            row["table"] = {
+                "entries": int(hits.size),
+                "reachable": reachable,
+                "hit": int(hits.sum()),
+                "fraction": float(hits.sum() / hits.size),
+                "fraction_of_reachable": float(hits.sum() / reachable) if reachable else 1.0,
+                "unreachable": reach[layer.name]["summary"]["unreachable"],
+                "missed": _runs(mask & ~hits, layer.pre_format.min_int),
+            }
+        if layer.has_weights:
+            if (inputs[layer.name] & idle[layer.name]).any():
+                raise HwlenetError(f"layer {layer.name}: an image makes an input non-zero that "
+                                   "the interval analysis proved zero")
+            exercised = int(_words(layer, inputs[layer.name]).sum())
+            words = int(layer.weight.size)
+            unused = int(_words(layer, idle[layer.name]).sum())
+            row["weights"] = {
+                "words": words,
+                "exercised": exercised,
+                "fraction": exercised / words,
+                "idle": unused,
+                "fraction_of_possible": exercised / (words - unused) if words > unused else 1.0,
+            }
+        layers.append(row)
+    return {"images": int(len(images)), "layers": layers}
+
+
+# --- directed vectors --------------------------------------------------------------------------
+
+
+class _Relaxation:
+    """A differentiable stand-in for the integer model that only steers the search.
+
+    Values are carried in the integer units of each format: the accumulator is scaled to
+    ``requant_format`` units, rounding is a straight-through estimate, and a tanh layer looks
+    its table up at the rounded, saturated index, with the slope of a smoothed table as its
+    gradient (never flat, so saturated units can be pulled back). It follows the integer model
+    closely but not exactly; hits are only ever counted by the simulator.
+    """
+
+    def __init__(self, qmodel, smoothing=4, leak=0.02):
+        self.layers = []
+        for layer in qmodel.layers:
+            spec = {"layer": layer}
+            if layer.has_weights:
+                scale = 2.0 ** -layer.requant_shift
+                spec["weight"] = torch.from_numpy(layer.weight * scale).float()
+                spec["bias"] = torch.from_numpy(layer.aligned_bias() * scale).float()
+                fmt = layer.requant_format()
+                spec["range"] = (float(fmt.min_int), float(fmt.max_int))
+            if layer.activation == "tanh":
+                lut = layer.lut.astype(np.float64)
+                width = 2 * smoothing + 1
+                slope = np.gradient(np.convolve(np.pad(lut, smoothing, mode="edge"),
+                                                np.ones(width) / width, mode="valid"))
+                direction = 1.0 if lut[-1] >= lut[0] else -1.0
+                least = leak * abs(float(lut[-1] - lut[0])) / len(lut)
+                spec["lut"] = torch.from_numpy(lut).float()
+                spec["slope"] = torch.from_numpy(
+                    direction * np.maximum(direction * slope, least)).float()
+            self.layers.append(spec)
+
+    @staticmethod
+    def _table(spec, index):
+        low, high = spec["range"]
+        entry = (torch.floor(index.detach() + 0.5).clamp_(low, high) - low).long()
+        return spec["lut"][entry] + spec["slope"][entry] * (index - index.detach())
+
+    def pre_activations(self, pixels, depth):
+        """Per layer with weights at positions up to ``depth``: the relaxed accumulator in
+        ``requant_format`` units, before the activation (the table index of a tanh layer)."""
+        x, found = pixels, {}
+        for position, spec in enumerate(self.layers[: depth + 1]):
+            layer = spec["layer"]
+            if layer.kind == "maxpool":
+                x = F.max_pool2d(x, 2)
+                continue
+            if layer.kind == "conv":
+                acc = F.conv2d(x, spec["weight"], spec["bias"], padding=layer.padding)
+            elif layer.kind == "dense":
+                acc = x.flatten(1) @ spec["weight"].T + spec["bias"]
+            else:
+                acc = (F.avg_pool2d(x, 2) * 4 * spec["weight"].view(1, -1, 1, 1)
+                       + spec["bias"].view(1, -1, 1, 1))
+            found[position] = acc
+            if layer.activation == "tanh":
+                x = self._table(spec, acc)
+                continue
+            if layer.activation == "relu":
+                acc = F.relu(acc)
+            x = (acc + (torch.floor(acc + 0.5) - acc).detach()).clamp(*spec["range"])
+        return found
+
+
+def _receptive_boxes(qmodel, position):
+    """Per output element of layer ``position`` (spatial layers): its input pixel box
+    ``(y0, y1, x0, x1)`` (inclusive, clipped to the image), shape ``(H, W, 4)``."""
+    layer = qmodel.layers[position]
+    out_h, out_w = layer.out_shape[1], layer.out_shape[2]
+    ys, xs = np.mgrid[:out_h, :out_w]
+    boxes = np.stack([ys, ys, xs, xs], axis=-1).astype(np.int64)
+    for layer in reversed(qmodel.layers[: position + 1]):
+        if layer.kind == "conv":
+            k, pad = layer.weight.shape[2], layer.padding
+            boxes = boxes + np.array([-pad, k - 1 - pad, -pad, k - 1 - pad])
+        else:
+            boxes = boxes * 2 + np.array([0, 1, 0, 1])
+        height, width = layer.in_shape[1], layer.in_shape[2]
+        boxes = np.clip(boxes, 0, [height - 1, height - 1, width - 1, width - 1])
+    return boxes
+
+
+def _slots(qmodel, position):
+    """Output positions of a spatial layer whose input boxes are pairwise disjoint, the
+    largest boxes first."""
+    boxes = _receptive_boxes(qmodel, position)
+    height, width = boxes.shape[:2]
+    area = (boxes[..., 1] - boxes[..., 0] + 1) * (boxes[..., 3] - boxes[..., 2] + 1)
+    order = sorted(range(height * width), key=lambda flat: (-area.flat[flat], flat))
+    taken = np.zeros(qmodel.layers[0].in_shape[1:], dtype=bool)
+    chosen = []
+    for flat in order:
+        y0, y1, x0, x1 = boxes.reshape(-1, 4)[flat]
+        if not taken[y0 : y1 + 1, x0 : x1 + 1].any():
+            taken[y0 : y1 + 1, x0 : x1 + 1] = True
+            chosen.append(flat)
+    return chosen
+
+
+class _Pool:
+    """Candidate vectors and the coverage items each hits beyond the ordinary vectors.
+
+    Items are the table entries of every tanh layer, then the weight inputs of every layer with
+    weights (flattened, in layer order); an item is *possible* unless the interval analysis
+    rules it out.
+    """
+
+    def __init__(self, qmodel, tables, idle, base, chunk):
+        self.qmodel, self.chunk = qmodel, chunk
+        self.segments, possible, offset = {}, [], 0
+        for kind in ("table", "inputs"):
+            for position, layer in enumerate(qmodel.layers):
+                if kind == "table" and layer.activation == "tanh":
+                    possible.append(tables[layer.name]["mask"])
+                elif kind == "inputs" and layer.has_weights:
+                    possible.append(~idle[layer.name].ravel())
+                else:
+                    continue
+                self.segments[(kind, position)] = (offset, possible[-1].size)
+                offset += possible[-1].size
+        possible = np.concatenate(possible)
+        self.observed = {}
+        self.images, self.hits = [], []
+        self.covered = np.zeros(possible.size, dtype=bool)
+        if base is not None:
+            for rows in self._rows(base):
+                self.covered |= rows.any(axis=0)
+        self.universe = possible & ~self.covered
+
+    def _rows(self, images):
+        """Per chunk, the items each image hits ``(n, items)``; records each tanh map's least
+        and greatest observed index."""
+        for steps in _walk(self.qmodel, images, self.chunk):
+            parts = []
+            for kind, position in self.segments:
+                layer, x, index = steps[position]
+                if kind == "inputs":
+                    parts.append(_input_hits(layer, x).reshape(len(x), -1))
+                    continue
+                parts.append(_table_rows(layer, index))
+                per_map = index.reshape(len(index), index.shape[1], -1)
+                low, high = per_map.min(axis=(0, 2)), per_map.max(axis=(0, 2))
+                if position in self.observed:
+                    low = np.minimum(low, self.observed[position][0])
+                    high = np.maximum(high, self.observed[position][1])
+                self.observed[position] = (low, high)
+            yield np.concatenate(parts, axis=1)
+
+    def offer(self, images):
+        """Keep each image that hits a possible item no kept image or ordinary vector hits."""
+        start = 0
+        for rows in self._rows(images):
+            for row, image in zip(rows, images[start : start + len(rows)]):
+                useful = row & self.universe
+                if (useful & ~self.covered).any():
+                    self.images.append(image)
+                    self.hits.append(useful)
+                    self.covered |= useful
+            start += len(rows)
+
+    def open(self):
+        """How many possible items no image hits yet."""
+        return int((self.universe & ~self.covered).sum())
+
+    def missed(self, kind, position):
+        """Flat item numbers within one segment that are possible but not hit yet."""
+        offset, size = self.segments[(kind, position)]
+        part = slice(offset, offset + size)
+        return np.flatnonzero(self.universe[part] & ~self.covered[part])
+
+    def cover(self, limit):
+        """Greedy set cover of the kept images' items: indices into ``self.images``."""
+        if not self.images:
+            return []
+        hits = np.stack(self.hits)
+        remaining = hits.any(axis=0)
+        chosen = []
+        while remaining.any() and len(chosen) < limit:
+            gains = (hits & remaining).sum(axis=1)
+            best = int(gains.argmax())
+            chosen.append(best)
+            remaining &= ~hits[best]
+        return chosen
+
+
+def _structured_images(images, rng):
+    """Blank, saturated, checkerboard, striped, noisy and rescaled-digit candidates."""
+    ys, xs = np.mgrid[:28, :28]
+    patterns = [np.zeros((28, 28)), np.full((28, 28), 255), np.full((28, 28), 128)]
+    for period in (1, 2, 3, 4, 7):
+        checker = ((ys // period + xs // period) % 2) * 255
+        patterns += [checker, 255 - checker]
+    for period in (2, 3, 4, 6):
+        for stripes in ((ys // period) % 2 * 255, (xs // period) % 2 * 255):
+            patterns += [stripes, 255 - stripes]
+    for density in (0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.65, 0.8, 0.9, 0.95):
+        patterns += list((rng.random((4, 28, 28)) < density) * 255)
+    patterns += list(rng.integers(0, 256, (8, 28, 28)))
+    if images is not None and len(images):
+        digits = images[:64].astype(np.float64)
+        patterns += list(digits * 0.5) + list(digits * 2) + list(255 - digits)
+    return np.clip(np.rint(np.array(patterns)), 0, 255).astype(np.uint8)
+
+
+def _table_targets(qmodel, pool, analysis, slots, rng, batch, restart, first):
+    """Targets ``(image, layer position, element, value, above, below)`` for missed table
+    entries, tanh layers in order, and the number of images they use.
+
+    Each entry gets an output element whose interval contains it, on a map whose observed
+    indices came closest (from ``restart`` 1 on, at random among the ``1 + restart`` closest),
+    packed into disjoint receptive fields of as few images as possible, numbered from
+    ``first``; at most ``batch`` images.
+    """
+    targets, images = [], 0
+    for kind, position in pool.segments:
+        if kind != "table" or images >= batch:
+            continue
+        layer = qmodel.layers[position]
+        pre, maps = layer.pre_format, layer.out_shape[0]
+        lows = analysis[position]["index_lo"].reshape(maps, -1)
+        highs = analysis[position]["index_hi"].reshape(maps, -1)
+        area = lows.shape[1]
+        places_of = slots[position] if slots[position] is not None else [0]
+        lows, highs = lows[:, places_of], highs[:, places_of]
+        observed_lo, observed_hi = pool.observed[position]
+        free = []  # per image of this layer, its unused places
+        for entry in pool.missed("table", position):
+            index = int(entry) + pre.min_int
+            fits = (lows <= index) & (highs >= index)
+            feasible = fits.any(axis=1)
+            if not feasible.any():
+                continue
+            distance = np.maximum(np.maximum(observed_lo - index, index - observed_hi), 0)
+            order = np.lexsort((rng.random(maps), np.where(feasible, distance, np.inf)))
+            order = order[: min(int(feasible.sum()), 1 + restart)]
+            chosen = int(order[rng.integers(len(order))])
+            places = set(np.flatnonzero(fits[chosen]).tolist())
+            image = next((i for i, unused in enumerate(free) if unused & places), None)
+            if image is None:
+                if images + len(free) >= batch:
+                    break
+                free.append(set(range(len(places_of))))
+                image = len(free) - 1
+            usable = sorted(free[image] & places)
+            place = usable[int(rng.integers(len(usable)))]
+            free[image].discard(place)
+            targets.append((first + images + image, position, chosen * area + places_of[place],
+                            float(index), index > pre.min_int, index < pre.max_int))
+        images += len(free)
+    return targets, images
+
+
+def _source(qmodel, position, item, rng):
+    """An element whose non-zero output makes weight input ``item`` of the layer at
+    ``position`` non-zero: ``(layer position, flat element)`` of a layer without a table, or
+    ``None`` when the input is a pixel or a table value."""
+    layer = qmodel.layers[position]
+    shape = tuple(layer.in_shape)
+    if layer.kind == "dense":
+        coords = np.unravel_index(item, shape)
+    elif layer.kind == "subsample":
+        coords = (item, int(rng.integers(shape[1])), int(rng.integers(shape[2])))
+    else:
+        channel, ky, kx = np.unravel_index(item, layer.weight.shape[1:])
+        pad = layer.padding
+        rows = [oy + ky - pad for oy in range(layer.out_shape[1]) if 0 <= oy + ky - pad < shape[1]]
+        cols = [ox + kx - pad for ox in range(layer.out_shape[2]) if 0 <= ox + kx - pad < shape[2]]
+        coords = (channel, rows[rng.integers(len(rows))], cols[rng.integers(len(cols))])
+    flat = int(np.ravel_multi_index(tuple(int(c) for c in coords), shape))
+    for previous in range(position - 1, -1, -1):
+        producer = qmodel.layers[previous]
+        coords = np.unravel_index(flat, tuple(producer.out_shape))
+        if producer.kind != "maxpool":
+            if producer.activation == "tanh":
+                return None
+            return previous, flat
+        channel, y, x = (int(c) for c in coords)
+        dy, dx = (int(v) for v in rng.integers(2, size=2))
+        flat = int(np.ravel_multi_index((channel, 2 * y + dy, 2 * x + dx),
+                                        tuple(producer.in_shape)))
+    return None
+
+
+def _input_targets(qmodel, pool, rng, batch, first):
+    """Targets making missed weight inputs non-zero, one image each (see
+    :func:`_table_targets`); the target is an output of at least 1 of the producing layer."""
+    targets = []
+    for kind, position in pool.segments:
+        if kind != "inputs":
+            continue
+        for item in pool.missed("inputs", position):
+            if len(targets) >= batch:
+                return targets, len(targets)
+            source = _source(qmodel, position, int(item), rng)
+            if source is not None:
+                targets.append((first + len(targets), *source, 1.0, True, False))
+    return targets, len(targets)
+
+
+def _optimise(relax, starts, targets, steps, lr, bar):
+    """Projected Adam on the pixels so that every target's relaxed value is on target; returns
+    the rounded images: each image's first state meeting all its targets, else its last."""
+    count = len(starts)
+    pixels = torch.tensor(starts, dtype=torch.float32).reshape(count, 1, 28, 28)
+    pixels.requires_grad_(True)
+    optimiser = torch.optim.Adam([pixels], lr=lr)
+    image_of = torch.tensor([t[0] for t in targets])
+    element = torch.tensor([t[2] for t in targets])
+    value = torch.tensor([t[3] for t in targets])
+    above = torch.tensor([t[4] for t in targets])
+    below = torch.tensor([t[5] for t in targets])
+    layer_of = np.array([t[1] for t in targets])
+    groups = [(position, torch.from_numpy(np.flatnonzero(layer_of == position)))
+              for position in np.unique(layer_of)]
+    depth = int(layer_of.max())
+    done = torch.zeros(count, dtype=torch.bool)
+    kept = torch.zeros(count, 1, 28, 28)
+    used = 0
+    for _ in range(steps):
+        used += 1
+        bar.update(1)
+        rounded = pixels + (torch.floor(pixels + 0.5) - pixels).detach()
+        found = relax.pre_activations(rounded, depth)
+        relaxed = torch.zeros(len(targets))
+        for position, select in groups:
+            flat = found[position].reshape(count, -1)
+            relaxed = relaxed.index_put((select,), flat[image_of[select], element[select]])
+        error = (torch.where(above, torch.relu(value - _MARGIN - relaxed), 0.0)
+                 + torch.where(below, torch.relu(relaxed - value - _MARGIN), 0.0))
+        with torch.no_grad():
+            fresh = (torch.zeros(count).index_add(0, image_of, (error > 0).float()) == 0) & ~done
+            kept[fresh] = torch.floor(pixels[fresh] + 0.5)
+            done |= fresh
+        if bool(done.all()):
+            break
+        optimiser.zero_grad()
+        (error**2).sum().backward()
+        optimiser.step()
+        with torch.no_grad():
+            pixels.clamp_(0, 255)
+    bar.update(steps - used)
+    with torch.no_grad():
+        final = torch.where(done.view(-1, 1, 1, 1), kept, torch.floor(pixels + 0.5))
+    return final.clamp(0, 255).reshape(count, 28, 28).numpy().astype(np.uint8)
+
+
+def directed_vectors(qmodel, images=None, seed=0, max_vectors=256, rounds=8, steps=150,
+                     batch=256, copies=4, lr=8.0, chunk=1000, progress=False):
+    """Synthetic vectors that, with ``images``, hit every reachable table entry and exercise
+    every weight word they can.
+
+    Candidates are structured images (blank, saturated, checkerboards, stripes, noise of
+    several densities, rescaled and inverted digits from ``images``) and images found by a
+    coverage-directed search. For each reachable table entry still missed (tanh layers in
+    order), an output element whose interval contains it is chosen; for each weight input
+    still zero, an output of the layer producing it (through max-pooling) is to become
+    non-zero. Pixels are optimised for many targets at once, several per image in disjoint
+    receptive fields, through a differentiable relaxation of the integer model; the rounded
+    images are then run by the integer simulator, which alone counts hits. Rounds repeat on
+    what is still missed, with ``copies`` seeded restarts of each target while the batch has
+    room. A greedy set cover finally picks a small subset.
+
+    Parameters
+    ----------
+    qmodel : QuantizedModel
+    images : numpy.ndarray of uint8, shape (N, 28, 28), optional
+        The ordinary vectors; what they hit needs no directed vector.
+    seed : int
+        Seeds every random choice. The search runs torch on one thread, so the same seed
+        gives the same bytes on the same machine and software.
+    max_vectors : int
+        At most this many vectors are returned.
+    rounds, steps, batch, copies : int
+        Search rounds, optimiser steps per round, images per round, restarts per target.
+    lr : float
+        Adam step size on pixels in 0..255.
+    chunk : int
+        Images per batch of the simulator.
+    progress : bool
+        Show a progress bar (optimiser steps).
+
+    Returns
+    -------
+    numpy.ndarray of uint8, shape (M, 28, 28)
+        ``M <= max_vectors`` vectors in set-cover order (most new items first). Reachable
+        entries they still miss show as ``missed`` in :func:`coverage_report` of the ordinary
+        and directed vectors together; they are not claimed unreachable.
+    """
+    if images is not None:
+        images = _check_images(qmodel, images)
+    for name, value in (("max_vectors", max_vectors), ("rounds", rounds), ("steps", steps),
+                        ("batch", batch), ("copies", copies), ("chunk", chunk)):
+        _check_count(name, value, least=0 if name == "max_vectors" else 1)
+    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0:
+        raise HwlenetError(f"lr must be a positive number, not {lr!r}")
+    empty = np.zeros((0, 28, 28), dtype=np.uint8)
+    if max_vectors == 0:
+        return empty
+    rng = np.random.default_rng(seed)
+    analysis, tables, idle = _reachability(qmodel)
+    pool = _Pool(qmodel, tables, idle, images, chunk)
+    pool.offer(_structured_images(images, rng))
+    relax = _Relaxation(qmodel)
+    slots = {position: _slots(qmodel, position) if len(layer.out_shape) == 3 else None
+             for position, layer in enumerate(qmodel.layers) if layer.activation == "tanh"}
+    seeds = None if images is None or not len(images) else images[rng.permutation(len(images))[:64]]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with tqdm(total=rounds * steps, desc="directed vectors", unit="step",
+                  disable=not progress) as bar:
+            for restart in range(rounds):
+                bar.set_postfix(missed=pool.open())
+                targets, count = [], 0
+                for copy in range(copies):
+                    more, used = _table_targets(qmodel, pool, analysis, slots, rng,
+                                                batch - count, restart + copy, count)
+                    extra, taken = _input_targets(qmodel, pool, rng, batch - count - used,
+                                                  count + used)
+                    if not more + extra:
+                        break
+                    targets, count = targets + more + extra, count + used + taken
+                if not targets:
+                    break
+                starts = rng.integers(0, 256, (count, 28, 28)).astype(np.float64)
+                blend = rng.random(count)[:, None, None]
+                starts = starts * blend + 128 * (1 - blend)
+                if seeds is not None:
+                    reuse = rng.random(count) < 0.3
+                    starts[reuse] = seeds[rng.integers(len(seeds), size=int(reuse.sum()))]
+                pool.offer(_optimise(relax, starts, targets, steps, lr, bar))
+            bar.set_postfix(missed=pool.open())
+    finally:
+        torch.set_num_threads(threads)
+    chosen = pool.cover(max_vectors)
+    if not chosen:
+        return empty
+    return np.stack([pool.images[i] for i in chosen])

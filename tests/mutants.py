@@ -1,0 +1,81 @@
+"""Faulty variants of the accelerator, to show that the co-simulation benches catch them.
+
+Each mutant is a :class:`PostProcessor` subclass that overrides a few of its outputs under a
+condition (a later ``comb`` assignment in the same module wins); :func:`mutant_verilog`
+elaborates the whole accelerator with it.
+"""
+
+import contextlib
+from unittest import mock
+
+from amaranth.back import verilog
+from amaranth.hdl import Signal
+
+from hwlenet.rtl import accelerator
+from hwlenet.rtl.postproc import PostProcessor
+
+
+def _job(plan, layer_name):
+    return next(job for job in plan.jobs if job.out_layer.name == layer_name)
+
+
+class DroppedWrite(PostProcessor):
+    """Lane ``lane`` of channel ``channel`` of the job storing ``layer`` is never written."""
+
+    layer, channel, lane = "fc1", 2, 0
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        job = _job(self.plan, self.layer)
+        with m.If((self.out_tag.job == job.index) & (self.out_channel == self.channel)):
+            m.d.comb += self.out_valid[self.lane].eq(0)
+        return m
+
+
+class DuplicateWrite(PostProcessor):
+    """The write of channel ``channel`` of the job storing ``layer`` happens twice: the cycle
+    after it repeats its outputs (what that cycle should have written is dropped)."""
+
+    layer, channel = "fc1", 2
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        job = _job(self.plan, self.layer)
+        hit = Signal()
+        valid, value = Signal.like(self.out_valid), Signal.like(self.out_value)
+        tag, channel = Signal.like(self.out_tag), Signal.like(self.out_channel)
+        m.d.sync += [hit.eq((self.out_tag.job == job.index) & (self.out_channel == self.channel)
+                            & self.out_valid.as_value().any()),
+                     valid.eq(self.out_valid), value.eq(self.out_value), tag.eq(self.out_tag),
+                     channel.eq(self.out_channel)]
+        with m.If(hit):
+            m.d.comb += [self.out_valid.eq(valid), self.out_value.eq(value),
+                         self.out_tag.eq(tag), self.out_channel.eq(channel)]
+        return m
+
+
+class LostDone(PostProcessor):
+    """The job storing ``layer`` never reports itself done: the controller waits forever."""
+
+    layer = "p2"
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        with m.If(self.out_tag.job == _job(self.plan, self.layer).index):
+            m.d.comb += self.out_done.eq(0)
+        return m
+
+
+@contextlib.contextmanager
+def mutated(post_class):
+    """Within the block, :class:`LeNetAccelerator` builds ``post_class`` as its
+    post-processor."""
+    with mock.patch.object(accelerator, "PostProcessor", post_class):
+        yield
+
+
+def mutant_verilog(plan, post_class):
+    """Verilog of the accelerator for ``plan`` with ``post_class`` as its post-processor."""
+    with mutated(post_class):
+        design = accelerator.LeNetAccelerator(plan=plan)
+        return verilog.convert(design, name="hwlenet_top", emit_src=False)

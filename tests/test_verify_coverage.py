@@ -1,0 +1,279 @@
+import json
+
+import numpy as np
+import pytest
+
+from hwlenet import HwlenetError
+from hwlenet.checkpoint import resolve_model
+from hwlenet.quant.artifact import QLayer, QuantizedModel
+from hwlenet.quant.fixed import FixedFormat
+from hwlenet.quant.quantize import quantize_model
+from hwlenet.sim import kernels, simulate
+from hwlenet.verify import coverage
+from hwlenet.verify.coverage import (coverage_report, directed_vectors, index_layer,
+                                     reachable_tables, table_hits, weight_hits)
+from helpers import as_model, random_layer
+
+LAYER_FUNCTIONS = {"conv": kernels.conv_layer, "dense": kernels.dense_layer,
+                   "subsample": kernels.subsample_layer, "maxpool": kernels.maxpool_layer}
+U8 = FixedFormat(8, 0, signed=False)
+
+
+def sparse_images(count, seed, density=0.3):
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, (count, 28, 28)) * (rng.random((count, 28, 28)) < density)
+    return pixels.astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def small_models():
+    """Both shipped models at 5 bits (128-entry tables), calibrated on seeded random images."""
+    calibration = sparse_images(64, seed=0, density=0.2)
+    return {name: quantize_model(resolve_model(name)[0], calibration, 5, 5)
+            for name in ("lenet5-classic", "lenet5-relu")}
+
+
+@pytest.fixture(scope="module")
+def directed(small_models):
+    """Ordinary vectors and the directed vectors added to them, per small model."""
+    base = sparse_images(20, seed=1)
+    return {name: (base, directed_vectors(qmodel, base, seed=3))
+            for name, qmodel in small_models.items()}
+
+
+def picker_model():
+    """One dense tanh layer: unit 0 is pixel (0, 0), units 1..9 are 0; the index saturates to
+    a 6-bit table, so it is ``min(pixel, 31)``."""
+    weight = np.zeros((10, 784), np.int64)
+    weight[0, 0] = 1
+    layer = QLayer("t", "dense", (1, 28, 28), (10,), U8, FixedFormat(8, 0), "tanh",
+                   weight=weight, weight_format=FixedFormat(2, 0), bias=np.zeros(10, np.int64),
+                   bias_format=FixedFormat(2, 0), accumulator_width=10,
+                   pre_format=FixedFormat(6, 0), lut=np.arange(64, dtype=np.int64) - 32)
+    return QuantizedModel("classic", U8, [layer])
+
+
+def box_model():
+    """One 3x3 conv tanh layer with padding 1 and unit weights: the index is the window sum."""
+    layer = QLayer("b", "conv", (1, 28, 28), (1, 28, 28), U8, FixedFormat(8, 0), "tanh",
+                   weight=np.ones((1, 1, 3, 3), np.int64), weight_format=FixedFormat(2, 0),
+                   bias=np.zeros(1, np.int64), bias_format=FixedFormat(2, 0), padding=1,
+                   accumulator_width=13, pre_format=FixedFormat(8, 0),
+                   lut=np.zeros(256, np.int64))
+    return QuantizedModel("classic", U8, [layer])
+
+
+def test_hits_of_hand_built_images():
+    qmodel = picker_model()
+    images = np.zeros((2, 28, 28), np.uint8)
+    images[0, 0, 0] = 5
+    images[1, 0, 0] = 200
+    images[1, 3, 4] = 7
+    hits = table_hits(qmodel, images)["t"]
+    np.testing.assert_array_equal(np.flatnonzero(hits) - 32, [0, 5, 31])
+    np.testing.assert_array_equal(np.flatnonzero(table_hits(qmodel, images[:1])["t"]) - 32,
+                                  [0, 5])
+    words = weight_hits(qmodel, images)["t"]
+    expected = np.zeros((10, 784), bool)
+    expected[:, [0, 3 * 28 + 4]] = True
+    np.testing.assert_array_equal(words, expected)
+
+
+def test_conv_taps_see_the_zero_padding():
+    qmodel = box_model()
+    image = np.zeros((1, 28, 28), np.uint8)
+    image[0, 0, 0] = 1
+    taps = weight_hits(qmodel, image)["b"][0, 0]
+    np.testing.assert_array_equal(taps, [[1, 1, 0], [1, 1, 0], [0, 0, 0]])
+    np.testing.assert_array_equal(np.flatnonzero(table_hits(qmodel, image)["b"]) - 128, [0, 1])
+    image[0, 5, 5] = 255
+    image[0, 5, 6] = 255
+    assert table_hits(qmodel, image)["b"][127 + 128]
+
+
+def test_reachability_of_hand_built_layer():
+    table = reachable_tables(picker_model())["t"]
+    assert (table["low"], table["high"], table["reachable"]) == (0, 31, 32)
+    assert table["reachable_runs"] == [[0, 31]]
+    [gap] = table["unreachable"]
+    assert (gap["low"], gap["high"]) == (-32, -1)
+    assert "index <= -1 needs acc < 0" in gap["reason"]
+    assert "smallest accumulator" in gap["reason"] and "[0, 255]" in gap["reason"]
+    box = reachable_tables(box_model())["b"]
+    assert (box["low"], box["high"]) == (0, 127)  # 9 * 255 saturates at 127
+    acc_hi = coverage._propagate(box_model())[0]["acc_hi"][0]
+    assert (acc_hi[0, 0], acc_hi[0, 1], acc_hi[14, 14]) == (4 * 255, 6 * 255, 9 * 255)
+
+
+def test_reachability_reports_gaps_between_units():
+    qmodel = picker_model()
+    layer = qmodel.layers[0]
+    layer.weight[0, 0] = 0
+    layer.weight[1, 1] = 1
+    layer.bias = np.array([0, 1] + [-1] * 8, np.int64)
+    table = reachable_tables(qmodel)["t"]
+    # unit 0 is always 0, unit 1 is 1..31 (saturated), the rest -1: nothing is ever below -1
+    assert table["reachable_runs"] == [[-1, 31]]
+    layer.bias[2:] = -20
+    layer.bias_format = FixedFormat(6, 0)
+    table = reachable_tables(qmodel)["t"]
+    assert table["reachable_runs"] == [[-20, -20], [0, 31]]
+    gap = [run for run in table["unreachable"] if run["low"] == -19][0]
+    assert gap["high"] == -1 and "at most acc -20" in gap["reason"]
+    assert "at least acc 0" in gap["reason"]
+
+
+@pytest.mark.parametrize("kind", ["conv", "dense", "subsample", "maxpool"])
+@pytest.mark.parametrize("seed", range(40))
+def test_intervals_contain_every_output(kind, seed):
+    """Random layers of every format, rounding, overflow and activation: each output element
+    (and each table index) of random and extreme inputs lies within its interval."""
+    layer, x = random_layer(seed, kind)
+    analysis = coverage._propagate(as_model(layer))[0]
+    lo, hi = analysis["in_lo"], analysis["in_hi"]
+    assert (x >= lo).all() and (x <= hi).all()
+    run = LAYER_FUNCTIONS[kind]
+    y = run(layer, x)
+    assert (y >= analysis["out_lo"]).all() and (y <= analysis["out_hi"]).all()
+    if layer.activation == "tanh":
+        index = run(index_layer(layer), x)
+        assert (index >= analysis["index_lo"]).all() and (index <= analysis["index_hi"]).all()
+
+
+def test_first_layer_bounds_are_attained():
+    """A first layer's bounds are exact: the sign pattern of a map's weights reaches them."""
+    qmodel = quantize_model(resolve_model("lenet5-classic")[0], sparse_images(16, seed=4), 6, 6)
+    analysis = coverage._propagate(qmodel)[0]
+    weight = qmodel.layers[0].weight[:, 0]
+    images = np.zeros((12, 28, 28), np.uint8)
+    for m in range(6):
+        images[2 * m, 12:17, 12:17] = np.where(weight[m] > 0, 255, 0)
+        images[2 * m + 1, 12:17, 12:17] = np.where(weight[m] < 0, 255, 0)
+    index = kernels.conv_layer(index_layer(qmodel.layers[0]), images.reshape(-1, 1, 28, 28))
+    for m in range(6):
+        assert index[2 * m, m, 14, 14] == analysis["index_hi"][m, 14, 14]
+        assert index[2 * m + 1, m, 14, 14] == analysis["index_lo"][m, 14, 14]
+
+
+def test_table_index_is_what_the_table_is_looked_up_with(small_models):
+    qmodel = small_models["lenet5-classic"]
+    images = sparse_images(30, seed=5)
+    trace = simulate(qmodel, images, trace=True).trace
+    x = images.reshape(-1, 1, 28, 28)
+    for layer in qmodel.layers:
+        if layer.activation == "tanh":
+            index = LAYER_FUNCTIONS[layer.kind](index_layer(layer), x)
+            np.testing.assert_array_equal(layer.lut[index - layer.pre_format.min_int],
+                                          trace[layer.name])
+        x = trace[layer.name]
+    with pytest.raises(HwlenetError, match="no table"):
+        index_layer(small_models["lenet5-relu"].layers[0])
+
+
+@pytest.mark.parametrize("name", ["lenet5-classic", "lenet5-relu"])
+def test_nothing_hits_what_the_analysis_rules_out(small_models, directed, name):
+    qmodel = small_models[name]
+    base, vectors = directed[name]
+    images = np.concatenate([base, vectors, sparse_images(200, seed=6, density=0.9),
+                             coverage._structured_images(base, np.random.default_rng(0))])
+    reach = reachable_tables(qmodel)
+    for layer_name, hits in table_hits(qmodel, images).items():
+        reachable = np.zeros(hits.size, bool)
+        for low, high in reach[layer_name]["reachable_runs"]:
+            reachable[low - reach[layer_name]["index_min"] : high
+                      - reach[layer_name]["index_min"] + 1] = True
+        assert not (hits & ~reachable).any(), layer_name
+        assert reach[layer_name]["reachable"] == reachable.sum()
+    coverage_report(qmodel, images)  # raises if anything contradicts the analysis
+
+
+def test_directed_vectors_cover_every_reachable_entry(small_models, directed):
+    qmodel = small_models["lenet5-classic"]
+    base, vectors = directed["lenet5-classic"]
+    before = coverage_report(qmodel, base)
+    after = coverage_report(qmodel, np.concatenate([base, vectors]))
+    assert 0 < len(vectors) <= 256 and vectors.dtype == np.uint8
+    assert vectors.shape[1:] == (28, 28)
+    assert any(row["table"]["missed"] for row in before["layers"] if row["table"])
+    for row in after["layers"]:
+        if row["table"]:
+            assert row["table"]["fraction_of_reachable"] == 1.0, row
+            assert row["table"]["missed"] == []
+        if row["weights"]:
+            assert row["weights"]["fraction_of_possible"] == 1.0
+
+
+def test_directed_vectors_exercise_idle_relu_units(small_models, directed):
+    qmodel = small_models["lenet5-relu"]
+    base, vectors = directed["lenet5-relu"]
+    before = coverage_report(qmodel, base)
+    after = coverage_report(qmodel, np.concatenate([base, vectors]))
+    fraction = {row["name"]: row["weights"]["fraction"] for row in before["layers"]
+                if row["weights"]}
+    assert fraction["fc2"] < 1.0
+    for row in after["layers"]:
+        assert row["table"] is None
+        if row["weights"]:
+            assert row["weights"]["fraction_of_possible"] == 1.0, row
+
+
+def test_directed_vectors_are_deterministic(small_models):
+    qmodel = small_models["lenet5-classic"]
+    base = sparse_images(20, seed=1)
+    options = dict(rounds=2, steps=40)
+    first = directed_vectors(qmodel, base, seed=7, **options)
+    np.testing.assert_array_equal(first, directed_vectors(qmodel, base, seed=7, **options))
+    other = directed_vectors(qmodel, base, seed=8, **options)
+    assert first.shape != other.shape or not np.array_equal(first, other)
+
+
+def test_directed_vectors_respect_the_limit_and_show_progress(small_models, capsys):
+    qmodel = small_models["lenet5-classic"]
+    vectors = directed_vectors(qmodel, None, max_vectors=2, rounds=1, steps=3, progress=True)
+    assert len(vectors) == 2
+    assert "directed vectors" in capsys.readouterr().err
+    assert len(directed_vectors(qmodel, max_vectors=0)) == 0
+
+
+def test_report_is_json_ready(small_models, directed):
+    qmodel = small_models["lenet5-classic"]
+    base, _ = directed["lenet5-classic"]
+    report = coverage_report(qmodel, base)
+    assert json.loads(json.dumps(report)) == report
+    assert [row["name"] for row in report["layers"]] == qmodel.layer_names
+    row = report["layers"][1]
+    table = row["table"]
+    entries = 1 << qmodel.layers[1].pre_format.width
+    assert table["entries"] == entries
+    assert table["fraction"] == table["hit"] / entries
+    assert table["fraction_of_reachable"] == table["hit"] / table["reachable"]
+    missed = sum(high - low + 1 for low, high in table["missed"])
+    assert missed == table["reachable"] - table["hit"]
+    assert row["weights"] == {"words": 6, "exercised": 6, "fraction": 1.0, "idle": 0,
+                              "fraction_of_possible": 1.0}
+    reach = reachable_tables(qmodel)
+    assert json.loads(json.dumps(reach)) == reach
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda q: table_hits(q, np.zeros((2, 28, 28), np.float32)), "uint8"),
+    (lambda q: weight_hits(q, np.zeros((2, 27, 28), np.uint8)), "shape"),
+    (lambda q: table_hits(q, np.zeros((2, 28, 28), np.uint8), chunk=0), "chunk"),
+    (lambda q: directed_vectors(q, max_vectors=-1), "max_vectors"),
+    (lambda q: directed_vectors(q, lr=0), "lr"),
+])
+def test_bad_arguments(small_models, call, message):
+    with pytest.raises(HwlenetError, match=message):
+        call(small_models["lenet5-classic"])
+
+
+@pytest.mark.slow
+def test_eight_bit_classic_reaches_nearly_every_entry(qmodels, vector_images):
+    qmodel = qmodels["lenet5-classic"]
+    base = vector_images[:100]
+    vectors = directed_vectors(qmodel, base, seed=0)
+    report = coverage_report(qmodel, np.concatenate([base, vectors, sparse_images(300, 9)]))
+    tables = [row["table"] for row in report["layers"] if row["table"]]
+    assert all(table["fraction_of_reachable"] >= 0.99 for table in tables)
+    assert sum(t["hit"] for t in tables) >= 0.999 * sum(t["reachable"] for t in tables)
+    assert len(vectors) <= 100

@@ -1,0 +1,234 @@
+"""Fault campaigns: seeded sampling, static classification and the bench's verdict on single
+flipped ROM bits of an exported design."""
+
+import json
+
+import numpy as np
+import pytest
+
+from hwlenet import HwlenetError
+from hwlenet.sim import simulate
+from hwlenet.verify import cosim as cosim_module
+from hwlenet.verify.coverage import reachable_tables, weight_hits
+from hwlenet.verify.emit import emit_verilog
+from hwlenet.verify.faultcheck import STATUSES, plan_faults, run_faultcheck
+
+VECTORS = 4
+
+
+@pytest.fixture(scope="module")
+def relu_export(tmp_path_factory, qmodels, vector_images):
+    """The ReLU model at 8 bits on an 8x8 array with a few test vectors."""
+    folder = tmp_path_factory.mktemp("faults-relu")
+    emit_verilog(qmodels["lenet5-relu"], folder, 8, 8, vector_images[:VECTORS])
+    return folder
+
+
+@pytest.fixture(scope="module")
+def classic_export(tmp_path_factory, qmodels):
+    """The classic model exported without vectors (static classification only)."""
+    folder = tmp_path_factory.mktemp("faults-classic")
+    emit_verilog(qmodels["lenet5-classic"], folder, 8, 8)
+    return folder
+
+
+def _memory(folder, name):
+    memories = cosim_module.read_export(folder)["memories"]
+    index = next(i for i, memory in enumerate(memories) if memory["name"] == name)
+    return index, memories[index]
+
+
+def _weight_site(folder, qmodel, layer_name, output, k, lane_bit):
+    """The (memory, address, bit) of bit ``lane_bit`` of weight ``[output, k]``."""
+    index, memory = _memory(folder, "weight_rom")
+    base = next(s["base"] for s in memory["segments"] if s["layer"] == layer_name)
+    depth = int(np.prod(qmodel.layer(layer_name).weight.shape[1:]))
+    row_tile, lane = divmod(output, memory["lanes"])
+    return index, base + row_tile * depth + k, lane * memory["lane_width"] + lane_bit
+
+
+@pytest.fixture(scope="module")
+def directed(relu_export, qmodels, vector_images):
+    """A campaign over hand-picked sites, counting the bench runs."""
+    qmodel = qmodels["lenet5-relu"]
+    images = vector_images[:VECTORS]
+    trace = simulate(qmodel, images, trace=True).trace
+    # an fc1 output that is positive and unsaturated for image 0, and its largest input there:
+    # flipping the weight's sign bit moves the output by 128 * x >> 8 output steps
+    fc1 = trace["fc1"][0]
+    unit = int(np.flatnonzero((fc1 > 0) & (fc1 < 200))[0])
+    inputs = trace["p2"][0].ravel()
+    strongest = int(inputs.argmax())
+    # the logit that the largest fc2 output of image 0 feeds
+    feeding = int(trace["fc2"][0].argmax())
+    unused = np.argwhere(~weight_hits(qmodel, images)["fc1"])
+    assert len(unused), "every fc1 weight is exercised: choose other vectors"
+    # an fc1 unit whose accumulator stays far below zero, and an input it meets: flipping the
+    # weight's lowest bit moves the accumulator by at most 255, so the ReLU hides it
+    fc1_layer = qmodel.layer("fc1")
+    x = trace["p2"].reshape(len(images), -1).astype(np.int64)
+    acc = x @ fc1_layer.weight.T.astype(np.int64) + fc1_layer.aligned_bias()
+    dead = int(np.flatnonzero(acc.max(axis=0) < -300)[0])
+    met = int(np.flatnonzero(x.any(axis=0))[0])
+    sites = {
+        "fc1 sign": _weight_site(relu_export, qmodel, "fc1", unit, strongest, 7),
+        "out sign": _weight_site(relu_export, qmodel, "out", 3, feeding, 7),
+        "padding": _weight_site(relu_export, qmodel, "out", 15, 5, 7),
+        "unused": _weight_site(relu_export, qmodel, "fc1", *(int(v) for v in unused[0]), 7),
+        "bias": (_memory(relu_export, "bias_rom")[0], 0, 10),
+        "relu": _weight_site(relu_export, qmodel, "fc1", dead, met, 0),
+    }
+    runs = []
+    run_bench = cosim_module.run_bench
+
+    def counting(*args, **kwargs):
+        runs.append(args[5] if len(args) > 5 else kwargs.get("plusargs", ()))
+        return run_bench(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cosim_module, "run_bench", counting)
+        report = run_faultcheck(relu_export, jobs=2, sites=list(sites.values()))
+    return dict(zip(sites, report["faults"])), report, runs, (unit, strongest)
+
+
+def test_known_observable_faults_are_caught_in_their_layer(directed):
+    records, _, _, (unit, strongest) = directed
+    fc1 = records["fc1 sign"]
+    assert fc1["status"] == "caught" and fc1["layer"] == "fc1" and fc1["role"] == "weights"
+    assert fc1["element"] == [unit, strongest] and fc1["original"] != fc1["flipped"]
+    assert abs(fc1["original"] - fc1["flipped"]) == 128
+    assert fc1["first_mismatch"]["layer"] == "fc1" and fc1["first_mismatch"]["kind"] == "value"
+    out = records["out sign"]
+    assert out["status"] == "caught" and out["first_mismatch"]["layer"] == "out"
+    for record in (fc1, out):
+        assert record["reference"] == {"changes": True, "layer": record["layer"],
+                                       "vectors": record["reference"]["vectors"], "agrees": True}
+
+
+def test_padding_lane_is_unobservable_without_running(directed):
+    records, _, runs, _ = directed
+    padding = records["padding"]
+    assert padding["status"] == "unobservable" and "padding lane" in padding["reason"]
+    assert padding["element"] is None and padding["first_mismatch"] is None
+    flipped = f"+fault_address={padding['address']}"
+    assert not any(flipped in plusargs for plusargs in runs)
+    # one clean run, then one per simulated site
+    assert len(runs) == 1 + sum(r["status"] != "unobservable" for r in records.values())
+    assert runs[0] == ()
+
+
+def test_weight_on_zero_inputs_is_missed_with_its_reason(directed):
+    records, _, _, _ = directed
+    unused = records["unused"]
+    assert unused["status"] == "missed" and unused["first_mismatch"] is None
+    assert "only ever multiplies zero inputs" in unused["reason"]
+    assert unused["reference"]["changes"] is False and unused["reference"]["agrees"] is True
+
+
+def test_change_hidden_by_the_relu_is_missed_with_its_reason(directed):
+    relu = directed[0]["relu"]
+    assert relu["status"] == "missed" and relu["reference"]["agrees"] is True
+    assert "every change vanishes: the ReLU" in relu["reason"]
+    assert abs(relu["original"] - relu["flipped"]) == 1
+
+
+def test_summary_counts_and_json(directed):
+    records, report, _, _ = directed
+    summary = report["summary"]
+    assert summary["total"] == len(records) == sum(summary[s] for s in STATUSES)
+    assert summary["observable"] == summary["caught"] + summary["missed"]
+    assert summary["caught_fraction_of_observable"] == summary["caught"] / summary["observable"]
+    assert summary["reference_disagreements"] == 0
+    assert report["by_role"]["weights"]["total"] == 5
+    assert report["by_role"]["biases"]["total"] == 1
+    assert report["vectors"] == VECTORS and report["seed"] is None
+    assert json.loads(json.dumps(report)) == report
+
+
+def test_campaign_is_deterministic_for_a_seed(relu_export):
+    first = run_faultcheck(relu_export, faults=3, seed=11, jobs=2)
+    again = run_faultcheck(relu_export, faults=3, seed=11, jobs=1)
+    assert first["faults"] == again["faults"]
+    assert first["summary"] == again["summary"] and first["summary"]["total"] == 3
+    assert first["summary"]["reference_disagreements"] == 0
+
+
+@pytest.mark.parametrize("seed", [0, 5])
+def test_sampling_is_seeded_distinct_and_in_range(relu_export, seed):
+    records = plan_faults(relu_export, faults=200, seed=seed)
+    sites = [(r["memory_index"], r["address"], r["bit"]) for r in records]
+    assert sites == [(r["memory_index"], r["address"], r["bit"])
+                     for r in plan_faults(relu_export, faults=200, seed=seed)]
+    assert len(set(sites)) == 200 and sites == sorted(sites)
+    other = plan_faults(relu_export, faults=200, seed=seed + 1)
+    assert sites != [(r["memory_index"], r["address"], r["bit"]) for r in other]
+    memories = cosim_module.read_export(relu_export)["memories"]
+    for memory, address, bit in sites:
+        assert 0 <= address < memories[memory]["depth"] and 0 <= bit < memories[memory]["width"]
+    assert all(r["status"] in (None, "unobservable") for r in records)
+
+
+def test_fault_count_is_checked(relu_export):
+    memories = cosim_module.read_export(relu_export)["memories"]
+    total = sum(m["depth"] * m["width"] for m in memories)
+    with pytest.raises(HwlenetError, match="at most"):
+        plan_faults(relu_export, faults=total + 1)
+    with pytest.raises(HwlenetError, match="faults"):
+        plan_faults(relu_export, faults=0)
+
+
+@pytest.mark.parametrize("layer", ["c1", "s2", "s4"])
+def test_unreachable_table_entries_are_unobservable(classic_export, qmodels, layer):
+    qmodel = qmodels["lenet5-classic"]
+    table = reachable_tables(qmodel)[layer]
+    name = "pool_lut_rom" if qmodel.layer(layer).kind == "subsample" else "lut_rom"
+    index, memory = _memory(classic_export, name)
+    base = next(s["base"] for s in memory["segments"] if s["layer"] == layer)
+    low = qmodel.layer(layer).pre_format.min_int
+    reachable = table["low"]
+    sites = [(index, base + reachable - low, 3)]
+    if table["unreachable"]:
+        unreachable = table["unreachable"][0]["high"]
+        sites.append((index, base + unreachable - low, 3))
+    records = plan_faults(classic_export, sites=sites)
+    assert records[0]["status"] is None and records[0]["element"] == [reachable - low]
+    assert records[0]["original"] == int(qmodel.layer(layer).lut[reachable - low])
+    assert records[0]["flipped"] == records[0]["original"] ^ 8
+    for record in records[1:]:
+        assert record["status"] == "unobservable" and "never indexed" in record["reason"]
+
+
+def test_classic_padding_lanes_and_elements(classic_export, qmodels):
+    qmodel = qmodels["lenet5-classic"]
+    index, memory = _memory(classic_export, "weight_rom")
+    # c1 has 6 maps on 8 rows: lanes 6 and 7 of its words are padding
+    records = plan_faults(classic_export, sites=[(index, 7, 6 * 8), (index, 7, 5 * 8 + 7),
+                                                 (index, 24, 0)])
+    assert records[0]["status"] == "unobservable" and records[0]["lane"] == 6
+    assert records[1]["status"] is None and records[1]["element"] == [5, 0, 1, 2]
+    original = int(qmodel.layer("c1").weight[5, 0, 1, 2])
+    assert records[1]["original"] == original
+    assert records[1]["flipped"] == (original & 0x7f) - (0 if original < 0 else 128)
+    assert records[2]["element"] == [0, 0, 4, 4]
+
+
+@pytest.mark.parametrize("site", [(99, 0, 0), (0, 10 ** 6, 0), (0, 0, 64), (0, 0)])
+def test_bad_sites_are_rejected(classic_export, site):
+    with pytest.raises(HwlenetError):
+        plan_faults(classic_export, sites=[site])
+
+
+def test_campaign_needs_vectors_a_simulator_and_a_passing_bench(classic_export, relu_export,
+                                                                monkeypatch):
+    with pytest.raises(HwlenetError, match="no test vectors"):
+        run_faultcheck(classic_export, faults=1)
+    with pytest.raises(HwlenetError, match="verilator or icarus"):
+        run_faultcheck(relu_export, faults=1, simulator="amaranth")
+    with pytest.raises(HwlenetError, match="jobs"):
+        run_faultcheck(relu_export, faults=1, jobs=0)
+    failing = {"images": VECTORS, "mismatches": 1, "cycles": 0, "hang": None,
+               "first_mismatch": {"image": 0, "layer": "c1", "element": 0, "expected": 1,
+                                  "actual": 2, "kind": "value", "cycle": 9}}
+    monkeypatch.setattr(cosim_module, "run_bench", lambda *args, **kwargs: failing)
+    with pytest.raises(HwlenetError, match="needs a passing bench"):
+        run_faultcheck(relu_export, faults=1)
