@@ -9,6 +9,7 @@ from hwlenet.rtl.postproc import PostProcessor
 from hwlenet.sim.kernels import requantize_array
 
 CALIBRATION = np.random.default_rng(1).integers(0, 256, (32, 28, 28), dtype=np.uint8)
+TAG_FIELDS = ("job", "row_tile", "block_row", "block_col", "image", "slot", "count", "last")
 
 
 def activate(layer, acc):
@@ -35,42 +36,80 @@ def expected_outputs(plan, job, channel, acc):
     return activate(pool, int(pool.weight[channel]) * sums + pool.aligned_bias()[channel])
 
 
+def expected_lanes(plan, job, channel, acc, tag):
+    """The stored results of one drained row: lane -> value, for the lanes that hold one.
+
+    A conv job's group ``g`` of block column ``b`` is pooled column ``b * cols/4 + g`` (none
+    past the pooled width); a dense job's lane ``c`` is image ``c`` of a batch of ``count``;
+    rows past the layer's last output channel hold nothing.
+    """
+    y = expected_outputs(plan, job, channel, acc)
+    if y is None:
+        return {}
+    if job.kind == "dense":
+        return {c: int(y[c]) for c in range(tag["count"])}
+    groups, pooled_width = plan.cols // 4, job.pool.out_shape[2]
+    return {g: int(y[g]) for g in range(groups) if tag["block_col"] * groups + g < pooled_width}
+
+
+def make_stimuli(plan, rng):
+    """Every row of every row tile of every job, with random accumulators, an edge or random
+    block column, a full or partial batch, a random ``last`` flag and idle cycles between."""
+    rows, cols = plan.rows, plan.cols
+    stimuli = []
+    for job in plan.jobs:
+        limit = 1 << (job.layer.accumulator_width - 2)
+        for row_tile in range(job.row_tiles):
+            for row in range(rows):
+                tag = {"job": job.index, "row_tile": row_tile, "block_row": 0, "block_col": 0,
+                       "image": len(stimuli), "slot": int(rng.integers(cols)), "count": cols,
+                       "last": int(rng.integers(2))}
+                if job.kind == "conv":
+                    tag["block_row"] = int(rng.integers(job.block_rows))
+                    tag["block_col"] = int(job.block_cols - 1 if rng.integers(2)
+                                           else rng.integers(job.block_cols))
+                elif rng.integers(3):
+                    tag["count"] = int(rng.integers(1, cols))
+                stimuli.append((job, row, rng.integers(-limit, limit, cols), tag,
+                                int(rng.integers(3))))
+    return stimuli
+
+
 @pytest.mark.parametrize("name", ["lenet5-classic", "lenet5-relu"])
-@pytest.mark.parametrize("bits,rows,cols", [(8, 8, 8), (6, 4, 8), (8, 3, 4)])
+@pytest.mark.parametrize("bits,rows,cols", [(8, 8, 8), (6, 4, 8), (8, 3, 4), (8, 5, 16)])
 def test_postprocessor_matches_numba(name, bits, rows, cols):
+    """Values, lane masks (channels past the layer, pooled columns past its width, images
+    past a partial batch), channels, tags and ``out_done`` against the Python model."""
     qmodel = quantize_model(resolve_model(name)[0], CALIBRATION, bits, bits)
     plan = plan_hardware(qmodel, rows, cols)
     dut = PostProcessor(plan=plan)
-    rng = np.random.default_rng(bits * 100 + rows)
-    stimuli = []
-    for job in plan.jobs:
-        layer = job.layer
-        limit = 1 << (layer.accumulator_width - 2)
-        for row_tile in range(job.row_tiles):
-            for row in range(rows):
-                acc = rng.integers(-limit, limit, cols)
-                stimuli.append((job, row_tile, row, acc))
+    stimuli = make_stimuli(plan, np.random.default_rng(bits * 100 + rows * 10 + cols))
     outputs = []
 
     async def feed(ctx):
-        for job, row_tile, row, acc in stimuli:
+        for job, row, acc, tag, idle in stimuli:
             ctx.set(dut.in_valid, 1)
             ctx.set(dut.in_row, row)
             for c in range(cols):
                 ctx.set(dut.in_acc[c], int(acc[c]))
-            ctx.set(dut.in_tag, {"job": job.index, "row_tile": row_tile, "block_row": 0,
-                                 "block_col": 0, "image": 0, "slot": 0, "count": cols,
-                                 "last": 0})
+            ctx.set(dut.in_tag, tag)
             await ctx.tick()
+            # idle cycles present the last row of a finishing tile: nothing may come of them
+            ctx.set(dut.in_valid, 0)
+            ctx.set(dut.in_row, rows - 1)
+            ctx.set(dut.in_tag, {**tag, "last": 1})
+            if idle:
+                await ctx.tick().repeat(idle)
         ctx.set(dut.in_valid, 0)
         await ctx.tick().repeat(PostProcessor.LATENCY + 2)
 
     async def collect(ctx):
-        async for _, _, valid, values, channel in ctx.tick().sample(
-                dut.out_valid, dut.out_value, dut.out_channel):
-            lanes = [c for c in range(cols) if valid[c]]
-            if lanes:
-                outputs.append((channel, {c: values[c] for c in lanes}))
+        async for _, _, valid, values, channel, tag, done in ctx.tick().sample(
+                dut.out_valid, dut.out_value, dut.out_channel, dut.out_tag, dut.out_done):
+            lanes = {c: values[c] for c in range(cols) if valid[c]}
+            if lanes or done:
+                outputs.append((channel, lanes, done,
+                                {field: getattr(tag, field) for field in TAG_FIELDS}))
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
@@ -78,12 +117,21 @@ def test_postprocessor_matches_numba(name, bits, rows, cols):
     sim.add_testbench(collect, background=True)
     sim.run()
     expected = []
-    for job, row_tile, row, acc in stimuli:
-        channel = row_tile * rows + row
-        want = expected_outputs(plan, job, channel, acc)
-        if want is not None:
-            expected.append((channel, {c: int(v) for c, v in enumerate(want)}))
+    for job, row, acc, tag, _ in stimuli:
+        channel = tag["row_tile"] * rows + row
+        lanes = expected_lanes(plan, job, channel, acc, tag)
+        done = int(tag["last"] and row == rows - 1)
+        if lanes or done:
+            expected.append((channel, lanes, done, tag))
     assert len(outputs) == len(expected)
-    for (got_channel, got), (want_channel, want) in zip(outputs, expected):
-        assert got_channel == want_channel
+    for got, want in zip(outputs, expected):
         assert got == want
+    # every mask was exercised: rows past the last channel, partial batches, done flags and,
+    # where the pooled width leaves a partial group, edge columns
+    assert any(not expected_lanes(plan, job, t["row_tile"] * rows + row, acc, t)
+               for job, row, acc, t, _ in stimuli)
+    assert any(t["count"] < cols and lanes for _, lanes, _, t in expected)
+    assert any(done for _, _, done, _ in expected)
+    conv = len(plan.conv_jobs)
+    if any(job.pool.out_shape[2] % (cols // 4) for job in plan.conv_jobs):
+        assert any(t["job"] < conv and 0 < len(lanes) < cols // 4 for _, lanes, _, t in expected)

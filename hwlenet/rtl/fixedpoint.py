@@ -22,7 +22,9 @@ def requantize(value, shift, fmt):
         if fmt.rounding == "half_up":
             rounded = (value + (1 << (shift - 1))) >> shift
         elif fmt.rounding == "half_even":
-            remainder = value[:shift]
+            # a value narrower than the shift has a remainder with bits above its own
+            remainder = (value[:shift] if shift <= len(value)
+                         else (value - (floor << shift))[:shift])
             half = 1 << (shift - 1)
             rounded = floor + ((remainder > half) | ((remainder == half) & floor[0]))
         else:

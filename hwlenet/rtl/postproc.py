@@ -6,7 +6,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from .fixedpoint import requantize
+from .arith import requantize_layer, table_address, window_total
 from .plan import POST_LATENCY
 
 __all__ = ["PostProcessor", "tile_tag_layout"]
@@ -140,12 +140,8 @@ class PostProcessor(wiring.Component):
             m.d.comb += total.eq(lanes1[c] + bias_port.data)
             with m.Switch(tag1.job):
                 for job in jobs:
-                    layer = job.layer
-                    fmt = layer.requant_format()
-                    value = Mux(total < 0, 0, total) if layer.activation == "relu" else total
                     with m.Case(job.index):
-                        m.d.sync += requantized[c].eq(
-                            requantize(value, layer.requant_shift, fmt))
+                        m.d.sync += requantized[c].eq(requantize_layer(total, job.layer))
         coef2 = [port.data for port in (coef_port, bias2_port) if port is not None]
         valid2, channel2, tag2, done2, lane_valid2, *coef2 = stage(
             valid1, channel1, tag1, done1, lane_valid1, *coef2, name="s2")
@@ -155,8 +151,8 @@ class PostProcessor(wiring.Component):
             with m.Switch(tag2.job):
                 for job in tanh_jobs:
                     with m.Case(job.index):
-                        low = job.layer.pre_format.min_int
-                        m.d.comb += port.addr.eq(tables.base(job.layer.name) + requantized[c] - low)
+                        m.d.comb += port.addr.eq(table_address(
+                            tables.base(job.layer.name), requantized[c], job.layer.pre_format))
         held = stage(*requantized, name="r2")
         valid3, channel3, tag3, done3, lane_valid3, *coef3 = stage(
             valid2, channel2, tag2, done2, lane_valid2, *coef2, name="s3")
@@ -185,11 +181,8 @@ class PostProcessor(wiring.Component):
                             bottom = Mux(window[2] > window[3], window[2], window[3])
                             m.d.sync += pooled[g].eq(Mux(top > bottom, top, bottom))
                         else:
-                            pool = job.pool
-                            fmt = pool.requant_format()
-                            block = window[0] + window[1] + window[2] + window[3]
-                            m.d.sync += pooled[g].eq(requantize(
-                                coef3[0] * block + coef3[1], pool.requant_shift, fmt))
+                            m.d.sync += pooled[g].eq(requantize_layer(
+                                window_total(window, coef3[0], coef3[1]), job.pool))
         valid4, channel4, tag4, done4, lane_valid4 = stage(
             valid3, channel3, tag3, done3, lane_valid3, name="s4")
 
@@ -198,9 +191,8 @@ class PostProcessor(wiring.Component):
             with m.Switch(tag4.job):
                 for job in pool_lut_jobs:
                     with m.Case(job.index):
-                        low = job.pool.pre_format.min_int
-                        m.d.comb += port.addr.eq(pool_tables.base(job.pool.name) + pooled[g]
-                                                 - low)
+                        m.d.comb += port.addr.eq(table_address(
+                            pool_tables.base(job.pool.name), pooled[g], job.pool.pre_format))
         final = stage(*pooled, name="p5")
         valid5, channel5, tag5, done5, lane_valid5 = stage(
             valid4, channel4, tag4, done4, lane_valid4, name="s5")

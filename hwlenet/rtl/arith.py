@@ -1,0 +1,47 @@
+"""The post-processor's per-job arithmetic as combinational Amaranth expressions.
+
+These are the steps between a drained accumulator and a stored result, written once so that the
+:class:`~hwlenet.rtl.postproc.PostProcessor` and the proofs of :mod:`hwlenet.rtl.prove` build the
+very same logic:
+
+* :func:`requantize_layer`: ReLU if the layer has it, then requantize into the layer's
+  :meth:`~hwlenet.quant.artifact.QLayer.requant_format` (the table index format for tanh);
+* :func:`window_total`: a subsampling layer's ``coef * (x00 + x01 + x10 + x11) + bias``;
+* :func:`table_address`: where a table index lands in a ROM holding the table from ``base``.
+"""
+
+from amaranth.hdl import Mux
+
+from .fixedpoint import requantize
+
+__all__ = ["requantize_layer", "table_address", "window_total"]
+
+
+def requantize_layer(total, layer):
+    """``requantize(max(total, 0) if relu else total)`` from the layer's accumulator fraction
+    into :meth:`~hwlenet.quant.artifact.QLayer.requant_format`.
+
+    Parameters
+    ----------
+    total : amaranth.hdl.Value
+        Signed accumulator integer, bias included.
+    layer : QLayer
+        A layer with weights (conv, dense or subsample).
+
+    Returns
+    -------
+    amaranth.hdl.Value
+        Of shape :func:`~hwlenet.rtl.fixedpoint.format_shape` ``(layer.requant_format())``.
+    """
+    value = Mux(total < 0, 0, total) if layer.activation == "relu" else total
+    return requantize(value, layer.requant_shift, layer.requant_format())
+
+
+def window_total(window, coef, bias):
+    """A subsampling layer's accumulator for one 2x2 window of four signed values."""
+    return coef * (window[0] + window[1] + window[2] + window[3]) + bias
+
+
+def table_address(base, index, fmt):
+    """ROM address of table entry ``index - fmt.min_int`` for a table stored from ``base``."""
+    return base + index - fmt.min_int
