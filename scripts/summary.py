@@ -29,6 +29,14 @@ def main():
           f"{model['cycles_per_image']:.0f} per image in steady state")
     print(f"PE utilization       {model['utilization']:.1%} of {model['array']} MAC slots "
           f"({model['nonzero_utilization']:.1%} counting non-zero weights only)")
+    coverage = manifest["coverage"]
+    tables = [row["table"] for row in coverage["layers"] if row["table"]]
+    if tables:
+        hit = sum(table["hit"] for table in tables)
+        reachable = sum(table["reachable"] for table in tables)
+        print(f"table coverage       {hit}/{reachable} reachable tanh-table entries "
+              f"({hit / reachable:.2%}) by {coverage['images']} vectors "
+              f"({manifest['directed_vectors']} directed)")
     return 0 if cosim["bit_exact"] else 1
 
 

@@ -23,6 +23,7 @@ from hwlenet.verify import cosim as cosim_module
 from hwlenet.verify.amaranth_bench import run_amaranth_bench
 from hwlenet.verify.cosim import read_export, run_cosim
 from hwlenet.verify.emit import emit_verilog
+from hwlenet.verify.vectors import read_vectors
 
 VECTORS = 200
 
@@ -149,14 +150,12 @@ def _indexed_table_entry(qmodel, layer_name, image):
     layers = qmodel.layers
     position = next(i for i, layer in enumerate(layers) if layer.name == layer_name)
     x = image.reshape(1, *layers[0].in_shape).astype(np.int64)
-    functions = {"conv": kernels.conv_layer, "dense": kernels.dense_layer,
-                 "subsample": kernels.subsample_layer, "maxpool": kernels.maxpool_layer}
     for layer in layers[:position]:
-        x = functions[layer.kind](layer, x)
+        x = kernels.run_layer(layer, x)
     layer = layers[position]
     index_layer = dataclasses.replace(layer, activation="none", output_format=layer.pre_format,
                                       lut=None)
-    return int(functions[layer.kind](index_layer, x).ravel()[0])
+    return int(kernels.run_layer(index_layer, x).ravel()[0])
 
 
 def test_wrong_table_entry_is_caught(tmp_path, exports, qmodels, vector_images):
@@ -192,7 +191,7 @@ def test_amaranth_scoreboard_catches_write_faults(exports, qmodels, mutant, kind
     folder = exports["lenet5-relu"]
     plan = plan_hardware(qmodels["lenet5-relu"], 8, 8)
     with mutated(mutant):
-        report = run_amaranth_bench(folder, read_export(folder), 1,
+        report = run_amaranth_bench(folder, read_export(folder), 1, stop_at_first=True,
                                     design=LeNetAccelerator(plan=plan), plan=plan)
     first = report["first_mismatch"]
     assert report["mismatches"] > 0
@@ -238,7 +237,7 @@ def test_export_is_deterministic(tmp_path, qmodels, vector_images):
     files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*")
                    if p.is_file())
     assert {str(p) for p in files} >= {"hwlenet_top.v", "tb.v", "Makefile", "manifest.json",
-                                       "vectors/pixels.hex", "vectors/s2.hex", "model.npz"}
+                                       "vectors/pixels.bin", "vectors/s2.bin", "model.npz"}
     for path in files:
         assert (tmp_path / "a" / path).read_bytes() == (tmp_path / "b" / path).read_bytes(), path
 
@@ -254,9 +253,11 @@ def test_manifest_and_vectors(exports, qmodels, vector_images):
     for images in (1, 7, 8, 9, 17, VECTORS):
         assert cosim_module.predicted_cycles(manifest, images) == plan.predicted_cycles(images)
     assert [rom["name"] for rom in manifest["memories"]] == ["weight_rom", "bias_rom"]
-    pixels = [int(line, 16) for line in (folder / "vectors/pixels.hex").read_text().split()]
-    np.testing.assert_array_equal(np.array(pixels).reshape(-1, 28, 28),
-                                  vector_images[:VECTORS])
+    pixels = np.fromfile(folder / "vectors/pixels.bin", np.uint8)
+    np.testing.assert_array_equal(pixels.reshape(-1, 28, 28), vector_images[:VECTORS])
+    files = {entry["name"]: entry for entry in manifest["vector_files"]}
+    logits = simulate(qmodels["lenet5-relu"], vector_images[:VECTORS]).logits
+    np.testing.assert_array_equal(read_vectors(folder, files["logits"], VECTORS), logits)
 
 
 def test_missing_simulator_is_a_clear_error(exports, monkeypatch):

@@ -22,6 +22,7 @@ __all__ = [
     "dense_layer",
     "maxpool_layer",
     "requantize_array",
+    "run_layer",
     "subsample_layer",
 ]
 
@@ -223,6 +224,12 @@ def maxpool_layer(layer, x):
     _, out, _, _ = _prepare(layer, x)
     _maxpool_kernel(x, out)
     return out
+
+
+def run_layer(layer, x):
+    """Any artifact layer on its integer inputs: the function of its ``kind``."""
+    return {"conv": conv_layer, "dense": dense_layer, "subsample": subsample_layer,
+            "maxpool": maxpool_layer}[layer.kind](layer, x)
 
 
 def requantize_array(values, from_frac, fmt):

@@ -13,14 +13,6 @@ from . import kernels
 
 __all__ = ["SimulationResult", "compare_with_float", "float_model_of", "simulate"]
 
-_LAYER_FUNCTIONS = {
-    "conv": kernels.conv_layer,
-    "dense": kernels.dense_layer,
-    "subsample": kernels.subsample_layer,
-    "maxpool": kernels.maxpool_layer,
-}
-
-
 @dataclass
 class SimulationResult:
     """Integer logits ``(N, 10)``, predicted classes ``(N,)`` and, when traced, every layer's
@@ -68,7 +60,7 @@ def simulate(qmodel, images, trace=False, chunk=1000, progress=False):
     for start in tqdm(starts, desc="simulate", unit="chunk", disable=not progress):
         x = images[start : start + chunk].reshape(-1, *qmodel.layers[0].in_shape)
         for layer in qmodel.layers:
-            x = _LAYER_FUNCTIONS[layer.kind](layer, x)
+            x = kernels.run_layer(layer, x)
             if trace or layer is qmodel.layers[-1]:
                 outputs[layer.name].append(x)
     joined = OrderedDict((name, np.concatenate(parts).astype(np.int64))

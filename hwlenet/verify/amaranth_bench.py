@@ -6,34 +6,9 @@ from pathlib import Path
 import numpy as np
 from amaranth.sim import Simulator
 
-from ..errors import HwlenetError
+from .vectors import read_vectors
 
-__all__ = ["Scoreboard", "read_hex", "run_amaranth_bench"]
-
-
-def read_hex(path, bits, signed, count=None):
-    """Integers from a ``$readmemh`` file of ``bits``-bit words (at least ``count`` of them).
-
-    Raises
-    ------
-    HwlenetError
-        When the file is missing, holds a word that is not hexadecimal or wider than ``bits``,
-        or has fewer than ``count`` words.
-    """
-    try:
-        words = Path(path).read_text().split()
-        values = np.array([int(word, 16) for word in words], dtype=np.int64)
-    except OSError as error:
-        raise HwlenetError(f"cannot read {path}: {error.strerror}") from None
-    except (ValueError, OverflowError):
-        raise HwlenetError(f"{path}: not a file of hexadecimal words") from None
-    if values.size and (values.min() < 0 or values.max() >= 1 << bits):
-        raise HwlenetError(f"{path}: a word does not fit {bits} bits")
-    if count is not None and values.size < count:
-        raise HwlenetError(f"{path}: {values.size} words, the export needs {count}")
-    if signed:
-        values = np.where(values >= 1 << (bits - 1), values - (1 << bits), values)
-    return values
+__all__ = ["Scoreboard", "run_amaranth_bench"]
 
 
 class Scoreboard:
@@ -94,33 +69,27 @@ class Scoreboard:
 
 
 def run_amaranth_bench(directory, manifest, images, *, design, plan, stall_seed=None,
-                       wave=None):
+                       wave=None, stop_at_first=False):
     """Feed ``images`` exported vectors to ``design`` in Amaranth's simulator and check them
     as the HDL testbench does (values, scoreboard, per-result watchdog); returns the same
     report.
 
     With ``stall_seed``, the pixel source pauses and the result sink withholds ``ready`` at
     random (seeded) cycles, to exercise both streams' back-pressure. With ``wave``, a VCD of
-    the run is written to that path.
+    the run is written to that path. With ``stop_at_first``, the run ends at the first
+    mismatch.
     """
     directory = Path(directory)
     dut = design
-    widths = manifest["widths"]
     bench = manifest["bench"]
-    pixels_per_image, classes = bench["pixels"], bench["classes"]
-    vectors = directory / "vectors"
-    available = manifest["vectors"]
-    pixels = read_hex(vectors / "pixels.hex", 8, False, available * pixels_per_image)
-    pixels = pixels[: images * pixels_per_image]
-    logits = read_hex(vectors / "logits.hex", widths["logit"], True, available * classes)
-    logits = logits[: available * classes].reshape(-1, classes)
-    labels = read_hex(vectors / "labels.hex", bench["label_bits"], False, available)
-    expected = {}
-    for layer in manifest["traced_layers"]:
-        size = layer["size"]
-        values = read_hex(vectors / f"{layer['name']}.hex", widths["value"], True,
-                          available * size)
-        expected[layer["index"]] = (layer["name"], values[: available * size].reshape(-1, size))
+    classes = bench["classes"]
+    files = {entry["name"]: entry for entry in manifest["vector_files"]}
+    pixels = read_vectors(directory, files["pixels"], images).ravel()
+    logits = read_vectors(directory, files["logits"], images)
+    labels = read_vectors(directory, files["labels"], images).ravel()
+    expected = {layer["index"]: (layer["name"], read_vectors(directory, files[layer["name"]],
+                                                             images))
+                for layer in manifest["traced_layers"]}
     scoreboard = Scoreboard(expected, bench["window"])
     report = {"images": 0, "mismatches": 0, "cycles": 0, "first_mismatch": None, "hang": None}
     rng = np.random.default_rng(stall_seed)
@@ -170,6 +139,9 @@ def run_amaranth_bench(directory, manifest, images, *, design, plan, stall_seed=
                 report["hang"] = {"image": received, "last_layer": scoreboard.last_layer,
                                   "cycle": cycle}
                 scoreboard.mismatch(received, "hang", 0, 0, 0, "hang", cycle)
+                report["cycles"] = cycle - first_cycle + 1
+                break
+            if stop_at_first and scoreboard.mismatches:
                 report["cycles"] = cycle - first_cycle + 1
                 break
         report["images"] = received

@@ -59,7 +59,7 @@ def read_export(directory):
     except (OSError, json.JSONDecodeError) as error:
         raise HwlenetError(f"cannot read {path}: {error}") from None
     required = ("vectors", "coverage", "analytic", "array", "traced_layers", "predicted_cycles",
-                "batch_cycles", "widths", "memories")
+                "batch_cycles", "widths", "memories", "vector_files", "bench")
     if not isinstance(manifest, dict) or any(key not in manifest for key in required):
         raise HwlenetError(f"{path} is not an hwlenet export manifest of this version; "
                            "re-create the folder with hwlenet emit-verilog")

@@ -13,8 +13,9 @@ from ..quant.artifact import save_artifact
 from ..sim import simulate
 from ..rtl.accelerator import LeNetAccelerator, result_layout, trace_layout
 from ..rtl.plan import IMAGE_PIXELS, plan_hardware
+from .vectors import vector_file, write_vectors
 
-__all__ = ["LINT_WAIVERS", "emit_verilog", "traced_layers"]
+__all__ = ["LINT_WAIVERS", "bench_parameters", "emit_verilog", "traced_layers", "vector_files"]
 
 TEMPLATES = Path(__file__).parent / "templates"
 #: ``verilator -Wall`` warnings waived for Amaranth's generated Verilog. WIDTH: Amaranth emits
@@ -31,16 +32,6 @@ def traced_layers(plan):
     """The artifact layers whose outputs the accelerator writes (and the trace shows)."""
     return [{"index": plan.qmodel.layers.index(job.out_layer), "name": job.out_layer.name,
              "size": int(np.prod(job.out_layer.out_shape))} for job in plan.jobs]
-
-
-def _hex_lines(values, bits):
-    """``values`` as ``$readmemh`` text: one ``bits``-bit two's-complement word per line."""
-    digits = -(-bits // 4)
-    words = np.asarray(values, dtype=np.int64).ravel() & np.int64((1 << bits) - 1)
-    nibbles = (words[:, None] >> (4 * np.arange(digits - 1, -1, -1))) & 15
-    characters = np.frombuffer(b"0123456789abcdef", np.uint8)[nibbles]
-    lines = np.concatenate([characters, np.full((len(words), 1), ord("\n"), np.uint8)], axis=1)
-    return lines.tobytes().decode("ascii")
 
 
 def bench_parameters(plan):
@@ -60,7 +51,18 @@ def _field_offsets(layout):
     return {name: field.offset for name, field in layout}
 
 
-def emit_verilog(qmodel, directory, rows=8, cols=8, images=None, cover=False, progress=False):
+def vector_files(plan, layers):
+    """Manifest entries of every vector file: pixels, logits, classes, each stored layer."""
+    bench = bench_parameters(plan)
+    return ([vector_file("pixels", 8, False, bench["pixels"]),
+             vector_file("logits", plan.logit_format.width, True, bench["classes"]),
+             vector_file("labels", bench["label_bits"], False, 1)]
+            + [vector_file(layer["name"], plan.value_width, True, layer["size"])
+               for layer in layers])
+
+
+def emit_verilog(qmodel, directory, rows=8, cols=8, images=None, cover=False, progress=False,
+                 design_ready=None):
     """Write the accelerator for ``qmodel`` and its co-simulation bench into ``directory``.
 
     Parameters
@@ -79,6 +81,9 @@ def emit_verilog(qmodel, directory, rows=8, cols=8, images=None, cover=False, pr
         weight it can.
     progress : bool
         Show progress bars.
+    design_ready : callable, optional
+        Called with the folder once the design and the bench sources are written, before the
+        vectors are computed (a caller may start building the bench meanwhile).
 
     Returns
     -------
@@ -91,10 +96,6 @@ def emit_verilog(qmodel, directory, rows=8, cols=8, images=None, cover=False, pr
         (directory / "vectors").mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise HwlenetError(f"cannot create {directory}: {error.strerror}") from None
-    design = LeNetAccelerator(plan=plan)
-    (directory / "hwlenet_top.v").write_text(
-        verilog.convert(design, name="hwlenet_top", emit_src=False))
-
     images = np.zeros((0, 28, 28), np.uint8) if images is None else images
     ordinary = len(images)
     if cover:
@@ -103,25 +104,15 @@ def emit_verilog(qmodel, directory, rows=8, cols=8, images=None, cover=False, pr
         images = np.concatenate([images, directed_vectors(qmodel, images, progress=progress)])
     count = len(images)
     layers = traced_layers(plan)
+    files = vector_files(plan, layers)
     width = plan.value_width
     logit_width = plan.logit_format.width
-    vectors = directory / "vectors"
-    coverage = None
-    if count:
-        from .coverage import coverage_report
-
-        coverage = coverage_report(qmodel, images)
-        result = simulate(qmodel, images, trace=True, progress=progress)
-        (vectors / "pixels.hex").write_text(_hex_lines(images, 8))
-        (vectors / "logits.hex").write_text(_hex_lines(result.logits, logit_width))
-        (vectors / "labels.hex").write_text(_hex_lines(result.classes, 4))
-        for layer in layers:
-            (vectors / f"{layer['name']}.hex").write_text(
-                _hex_lines(result.trace[layer["name"]], width))
-
     model = plan.cycle_model()
     bench = bench_parameters(plan)
     roms = [rom.describe() for rom in plan.roms()]
+    design = LeNetAccelerator(plan=plan)
+    (directory / "hwlenet_top.v").write_text(
+        verilog.convert(design, name="hwlenet_top", emit_src=False))
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
                                      keep_trailing_newline=True, trim_blocks=True,
                                      lstrip_blocks=True, undefined=jinja2.StrictUndefined)
@@ -132,12 +123,25 @@ def emit_verilog(qmodel, directory, rows=8, cols=8, images=None, cover=False, pr
         "result_bits": result_layout(plan).size, "trace_bits": trace.size,
         "trace": _field_offsets(trace), "trace_layer_bits": trace["layer"].shape.width,
         "result": _field_offsets(result_layout(plan)), "roms": roms,
-        "lint_waivers": LINT_WAIVERS,
+        "vector_files": files, "lint_waivers": LINT_WAIVERS,
     }
     for template, target in (("tb.v.j2", "tb.v"), ("tb_top.v.j2", "tb_top.v"),
                              ("sim_main.cpp.j2", "sim_main.cpp"), ("Makefile.j2", "Makefile"),
                              ("README.md.j2", "README.md")):
         (directory / target).write_text(environment.get_template(template).render(**context))
+    if design_ready is not None:
+        design_ready(directory)
+
+    coverage = None
+    if count:
+        from .coverage import coverage_report
+
+        coverage = coverage_report(qmodel, images)
+        result = simulate(qmodel, images, trace=True, progress=progress)
+        contents = {"pixels": images, "logits": result.logits, "labels": result.classes,
+                    **{layer["name"]: result.trace[layer["name"]] for layer in layers}}
+        for entry in files:
+            write_vectors(directory, entry, contents[entry["name"]])
     save_artifact(qmodel, directory / "model.npz")
     manifest = {
         "hwlenet_version": __version__,
@@ -151,6 +155,7 @@ def emit_verilog(qmodel, directory, rows=8, cols=8, images=None, cover=False, pr
         "predicted_cycles": {str(n): plan.predicted_cycles(n) for n in range(1, cols + 1)},
         "batch_cycles": plan.predicted_cycles(cols + 1) - plan.predicted_cycles(1),
         "traced_layers": layers,
+        "vector_files": files,
         "memories": roms,
         "widths": {"weight": plan.weight_width, "operand": plan.operand_width,
                    "accumulator": plan.accumulator_width, "value": width,

@@ -38,7 +38,7 @@ from ..quant.artifact import accumulator_bound, load_artifact
 from ..quant.fixed import FixedFormat
 from ..sim import kernels, simulate
 from . import cosim
-from .amaranth_bench import read_hex
+from .vectors import read_vectors
 
 __all__ = ["ROLES", "STATUSES", "plan_faults", "run_faultcheck"]
 
@@ -47,12 +47,6 @@ ROLES = ("weights", "biases", "table", "coefficients")
 #: Fault classes, in report order.
 STATUSES = ("caught", "missed", "unobservable")
 _SIMULATORS = ("verilator", "icarus")
-_LAYER_FUNCTIONS = {
-    "conv": kernels.conv_layer,
-    "dense": kernels.dense_layer,
-    "subsample": kernels.subsample_layer,
-    "maxpool": kernels.maxpool_layer,
-}
 #: Names the bench gives to mismatches of the result stream (the last layer's values).
 _RESULT_NAMES = ("logits", "class")
 
@@ -136,8 +130,9 @@ class _Export:
         """The exported test vectors as uint8 images ``(N, 28, 28)``."""
         if self._images is None:
             count = self.vectors
-            pixels = read_hex(self.directory / "vectors" / "pixels.hex", 8, False, count * 784)
-            self._images = pixels[: count * 784].astype(np.uint8).reshape(count, 28, 28)
+            files = {entry["name"]: entry for entry in self.manifest["vector_files"]}
+            pixels = read_vectors(self.directory, files["pixels"], count)
+            self._images = pixels.astype(np.uint8).reshape(count, 28, 28)
         return self._images
 
     def reachable(self):
@@ -238,9 +233,8 @@ class _Reference:
         result = simulate(qmodel, images, trace=True)
         self.golden = result.trace
         manifest = export.manifest
-        logit_width = manifest["widths"]["logit"]
-        exported = read_hex(export.directory / "vectors" / "logits.hex", logit_width, True,
-                            len(images) * 10)[: len(images) * 10]
+        files = {entry["name"]: entry for entry in manifest["vector_files"]}
+        exported = read_vectors(export.directory, files["logits"], len(images)).ravel()
         if not np.array_equal(exported, result.logits.ravel()):
             raise HwlenetError(f"{export.directory}: the exported vectors are not what model.npz "
                                "computes; re-export the folder")
@@ -285,7 +279,7 @@ class _Reference:
         x = self.inputs[start]
         changed = {}
         for layer in [corrupted, *qmodel.layers[start + 1:]]:
-            x = _LAYER_FUNCTIONS[layer.kind](layer, x)
+            x = kernels.run_layer(layer, x)
             changed[layer.name] = (x != self.golden[layer.name]).reshape(len(x), -1).any(axis=1)
         count = len(self.inputs[0])
         return np.stack([changed.get(name, np.zeros(count, bool))
@@ -306,7 +300,7 @@ class _Reference:
         for tanh) and the output."""
         exact = dataclasses.replace(layer, activation="none", lut=None, accumulator_width=63,
                                     output_format=FixedFormat(63, layer.acc_frac, True))
-        stages = {"acc": _LAYER_FUNCTIONS[layer.kind](exact, x).astype(np.int64)}
+        stages = {"acc": kernels.run_layer(exact, x).astype(np.int64)}
         stages["relu"] = np.maximum(stages["acc"], 0) if layer.activation == "relu" \
             else stages["acc"]
         fmt = layer.requant_format()
