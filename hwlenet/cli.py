@@ -200,6 +200,8 @@ def _echo_coverage(coverage):
         if weights:
             parts.append(f"weights {weights['exercised']}/{weights['words']} exercised "
                          f"({weights['fraction']:.1%})")
+            if weights["live"] != weights["exercised"]:
+                parts.append(f"{weights['live']} live ({weights['live_fraction']:.1%})")
         if parts:
             click.echo(f"    {row['name']:4} " + ", ".join(parts))
         if table and table["missed"]:

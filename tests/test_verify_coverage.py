@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import numpy as np
@@ -11,7 +12,7 @@ from hwlenet.quant.quantize import quantize_model
 from hwlenet.sim import kernels, simulate
 from hwlenet.verify import coverage
 from hwlenet.verify.coverage import (coverage_report, directed_vectors, index_layer,
-                                     reachable_tables, table_hits, weight_hits)
+                                     live_hits, reachable_tables, table_hits, weight_hits)
 from helpers import as_model, random_layer
 
 LAYER_FUNCTIONS = {"conv": kernels.conv_layer, "dense": kernels.dense_layer,
@@ -35,9 +36,11 @@ def small_models():
 
 @pytest.fixture(scope="module")
 def directed(small_models):
-    """Ordinary vectors and the directed vectors added to them, per small model."""
+    """Ordinary vectors and the directed vectors added to them, per small model (a short
+    search for the ReLU model, whose live words would keep a full one busy)."""
     base = sparse_images(20, seed=1)
-    return {name: (base, directed_vectors(qmodel, base, seed=3))
+    options = {"lenet5-classic": {}, "lenet5-relu": dict(rounds=2, batch=32, steps=60)}
+    return {name: (base, directed_vectors(qmodel, base, seed=3, **options[name]))
             for name, qmodel in small_models.items()}
 
 
@@ -61,6 +64,127 @@ def box_model():
                    accumulator_width=13, pre_format=FixedFormat(8, 0),
                    lut=np.zeros(256, np.int64))
     return QuantizedModel("classic", U8, [layer])
+
+
+def gate_model():
+    """One dense ReLU layer: unit 0 is ``pixel 0 - pixel 1``, unit 1 is always 1 and unit 2
+    is ``-pixel 0 - 1``, never positive."""
+    weight = np.zeros((3, 784), np.int64)
+    weight[0, :2] = [1, -1]
+    weight[2, 0] = -1
+    layer = QLayer("g", "dense", (1, 28, 28), (3,), U8, U8, "relu", weight=weight,
+                   weight_format=FixedFormat(2, 0), bias=np.array([0, 1, -1], np.int64),
+                   bias_format=FixedFormat(2, 0), accumulator_width=11)
+    return QuantizedModel("lenet5-relu", U8, [layer])
+
+
+def test_a_weight_is_live_only_where_its_unit_is_on():
+    qmodel = gate_model()
+    images = np.zeros((2, 28, 28), np.uint8)
+    images[:, 0, 1] = 5  # pixel 1 meets unit 0 while it is off: -5 ...
+    images[1, 0, 0] = 10  # ... and while it is on: 10 - 5
+    expected = np.zeros((3, 784), bool)
+    expected[1, 1] = True
+    np.testing.assert_array_equal(live_hits(qmodel, images[:1])["g"], expected)
+    np.testing.assert_array_equal(weight_hits(qmodel, images[:1])["g"][:, 1], [1, 1, 1])
+    expected[:2, :2] = True
+    np.testing.assert_array_equal(live_hits(qmodel, images)["g"], expected)
+    before, after = (coverage_report(qmodel, images[:count])["layers"][0]["weights"]
+                     for count in (1, 2))
+    assert (before["exercised"], before["live"], before["never_live"]) == (3, 1, 784)
+    assert (after["exercised"], after["live"], after["never_live"]) == (6, 4, 784)
+    assert after["live_fraction_of_possible"] == 4 / (3 * 784 - 784)
+    # all 8 flips of the words of units 0 and 1 that meet pixels 0 and 1 show; of unit 2's,
+    # the two that raise its accumulator above 0 (-1 -> 1 on pixel 0, 0 -> 1 on pixel 1)
+    assert (after["flips"], after["visible_flips"]) == (3 * 784 * 2, 10)
+
+
+def relu_layer(seed, kind):
+    layer, x = random_layer(seed, kind)
+    return dataclasses.replace(layer, activation="relu", lut=None), x
+
+
+def exact_accumulators(layer, x):
+    """Accumulators in Python integers, output by output: ``(N, *out_shape)``."""
+    weight, bias = layer.weight.astype(object), layer.aligned_bias().astype(object)
+    x = x.astype(object)
+    if layer.kind == "dense":
+        return x.reshape(len(x), -1) @ weight.T + bias
+    pad, k = layer.padding, weight.shape[2]
+    padded = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    acc = np.empty((len(x), *layer.out_shape), dtype=object)
+    for oy in range(layer.out_shape[1]):
+        for ox in range(layer.out_shape[2]):
+            window = padded[:, :, oy : oy + k, ox : ox + k]
+            acc[:, :, oy, ox] = np.einsum("ncij,mcij->nm", window, weight) + bias
+    return acc
+
+
+@pytest.mark.parametrize("kind", ["conv", "dense"])
+@pytest.mark.parametrize("seed", range(12))
+def test_live_words_of_random_layers(kind, seed):
+    """Random formats up to 63-bit accumulators: the sign of the accumulator and the live
+    words agree with a computation in Python integers."""
+    layer, x = relu_layer(seed, kind)
+    on = LAYER_FUNCTIONS[kind](coverage._sign_layer(layer), x) > 0
+    acc = exact_accumulators(layer, x)
+    np.testing.assert_array_equal(on, acc > 0)
+    if kind == "dense":
+        expected = ((acc > 0)[:, :, None] & (x.reshape(len(x), -1) != 0)[:, None, :])
+    else:
+        pad, k = layer.padding, layer.weight.shape[2]
+        padded = np.pad(x != 0, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+        expected = np.zeros((len(x), *layer.weight.shape), bool)
+        for ky in range(k):
+            for kx in range(k):
+                meets = padded[:, :, ky : ky + acc.shape[2], kx : kx + acc.shape[3]]
+                expected[..., ky, kx] = np.einsum("nmyx,ncyx->nmc", acc > 0, meets) > 0
+    np.testing.assert_array_equal(coverage._live_rows(layer, x, on), expected)
+    np.testing.assert_array_equal(coverage._live_any(layer, x, on), expected.any(axis=0))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_visible_flips_are_what_a_flipped_weight_changes(seed):
+    """Every single-bit flip of a random dense layer's weights, run by the simulator kernel:
+    the outputs change for some input exactly where the flip is counted visible."""
+    layer, x = random_layer(seed, "dense")
+    deltas = coverage._flip_deltas(layer)
+    if deltas is None:
+        pytest.skip("the flipped accumulators of this layer could leave int64")
+    before = kernels.dense_layer(dataclasses.replace(layer, accumulator_width=63), x)
+    fmt = layer.weight_format
+    units, inputs, width = deltas.shape
+    expected = np.zeros(deltas.shape, bool)
+    for k in range(inputs):
+        # one layer with a row per unit and bit, that bit of weight (unit, k) flipped
+        weight = np.repeat(layer.weight, width, axis=0)
+        pattern = (weight[:, k] & ((1 << fmt.width) - 1)) ^ (1 << np.tile(np.arange(width), units))
+        if fmt.signed:
+            pattern = np.where(pattern >> (fmt.width - 1), pattern - (1 << fmt.width), pattern)
+        weight[:, k] = pattern
+        flipped = dataclasses.replace(layer, out_shape=(units * width,), weight=weight,
+                                      bias=np.repeat(layer.bias, width), accumulator_width=63)
+        after = kernels.dense_layer(flipped, x).reshape(len(x), units, width)
+        expected[:, k] = (after != before[:, :, None]).any(axis=0)
+    np.testing.assert_array_equal(coverage._visible_flips(layer, x, deltas), expected)
+
+
+def test_lazy_cover_is_the_greedy_cover():
+    """The lazy set cover picks what recomputing every gain would, ties to the first image."""
+    pool = coverage._Pool(picker_model(), {"t": {"mask": np.ones(64, bool)}},
+                          {"t": np.zeros(784, bool)}, {}, None, 1000)
+    rng = np.random.default_rng(5)
+    rows = rng.random((40, pool.universe.size)) < rng.random((40, 1)) * 0.05
+    pool.images = list(range(40))
+    pool.hits = [np.flatnonzero(row) for row in rows]
+    pool.covered = rows.any(axis=0)
+    remaining, expected = rows.any(axis=0), []
+    while remaining.any():
+        best = int((rows & remaining).sum(axis=1).argmax())
+        expected.append(best)
+        remaining &= ~rows[best]
+    assert pool.cover(1000) == expected
+    assert pool.cover(3) == expected[:3]
 
 
 def test_hits_of_hand_built_images():
@@ -203,7 +327,7 @@ def test_directed_vectors_cover_every_reachable_entry(small_models, directed):
             assert row["weights"]["fraction_of_possible"] == 1.0
 
 
-def test_directed_vectors_exercise_idle_relu_units(small_models, directed):
+def test_directed_vectors_exercise_idle_relu_units_and_make_words_live(small_models, directed):
     qmodel = small_models["lenet5-relu"]
     base, vectors = directed["lenet5-relu"]
     before = coverage_report(qmodel, base)
@@ -215,6 +339,11 @@ def test_directed_vectors_exercise_idle_relu_units(small_models, directed):
         assert row["table"] is None
         if row["weights"]:
             assert row["weights"]["fraction_of_possible"] == 1.0, row
+    live = {row["name"]: (first["weights"]["live_fraction_of_possible"],
+                          row["weights"]["live_fraction_of_possible"])
+            for first, row in zip(before["layers"], after["layers"]) if row["weights"]}
+    for name in ("fc1", "fc2"):
+        assert live[name][0] < 0.5 and live[name][1] > 0.75, (name, live[name])
 
 
 def test_directed_vectors_are_deterministic(small_models):
@@ -250,7 +379,13 @@ def test_report_is_json_ready(small_models, directed):
     missed = sum(high - low + 1 for low, high in table["missed"])
     assert missed == table["reachable"] - table["hit"]
     assert row["weights"] == {"words": 6, "exercised": 6, "fraction": 1.0, "idle": 0,
-                              "fraction_of_possible": 1.0}
+                              "fraction_of_possible": 1.0, "live": 6, "live_fraction": 1.0,
+                              "never_live": 0, "live_fraction_of_possible": 1.0,
+                              "flips": None, "visible_flips": None,
+                              "visible_flip_fraction": None}
+    dense = report["layers"][-1]["weights"]
+    assert dense["flips"] == qmodel.layers[-1].weight.size * qmodel.layers[-1].weight_format.width
+    assert dense["visible_flip_fraction"] == dense["visible_flips"] / dense["flips"]
     reach = reachable_tables(qmodel)
     assert json.loads(json.dumps(reach)) == reach
 
@@ -261,6 +396,7 @@ def test_report_is_json_ready(small_models, directed):
     (lambda q: table_hits(q, np.zeros((2, 28, 28), np.uint8), chunk=0), "chunk"),
     (lambda q: directed_vectors(q, max_vectors=-1), "max_vectors"),
     (lambda q: directed_vectors(q, lr=0), "lr"),
+    (lambda q: directed_vectors(q, width=1), "width must be an integer of at least 2"),
 ])
 def test_bad_arguments(small_models, call, message):
     with pytest.raises(HwlenetError, match=message):

@@ -1,5 +1,6 @@
 """Coverage of test vectors: which tanh table entries and weight words they exercise, which
-table entries no input can ever reach, and directed vectors that reach the rest.
+weight words they make live, which table entries no input can ever reach, and directed vectors
+that reach the rest.
 
 A co-simulation compares every value the RTL writes, but a corrupted table entry or weight only
 shows when some vector uses it. Everything here is counted with the integer semantics of the
@@ -15,6 +16,22 @@ weight word
     non-zero input at that tap, for ``dense`` a non-zero input ``x[k]``, for ``subsample`` a
     non-zero 2x2 block sum. Whether a word is exercised depends only on its *weight input*:
     the tap ``(c, ky, kx)``, the input ``k`` or the channel ``c``.
+live weight word
+    In a ReLU layer, a change of a weight only shows when its product meets a positive
+    accumulator: word ``(m, k)`` of a ``dense`` layer is *live* when some image has a non-zero
+    input ``x[k]`` and an accumulator ``acc[m] > 0``; word ``(m, c, ky, kx)`` of a ``conv``
+    layer when some image and output position of map ``m`` have ``acc > 0`` and a non-zero
+    input at that tap. Later layers (max-pooling) may still hide the change; this notion does
+    not follow them. In a layer without ReLU a word is live when it is exercised. A word whose
+    input is idle, or whose unit (map) the interval analysis proves never positive, can never
+    be live.
+visible flip
+    A single-bit fault of a ``dense`` layer's weight (bit ``b`` of the ``weight_format`` pattern
+    of word ``(m, k)``) is *visible* when, for some image, the layer's output ``m`` computed with
+    the flipped weight differs from the true one: the changed accumulator
+    ``acc[m] + (w' - w) * x[k]`` must survive the ReLU, the rounding and saturation of the
+    requantization, and the table. This is exactly what a comparison of that layer's outputs
+    sees; a live word can still hide a flip of a low-order bit in the rounding.
 reachable entry
     :func:`reachable_tables` propagates sound integer intervals from the pixels: per output
     element, the accumulator bounds that the weight signs allow for the input intervals,
@@ -28,6 +45,7 @@ index ranges are inclusive ``[low, high]`` pairs.
 """
 
 import dataclasses
+import heapq
 
 import numpy as np
 import torch
@@ -36,13 +54,15 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from ..errors import HwlenetError
-from ..quant.fixed import requantize_int
+from ..quant.artifact import accumulator_bound
+from ..quant.fixed import FixedFormat, requantize_int
 from ..sim import kernels
 
 __all__ = [
     "coverage_report",
     "directed_vectors",
     "index_layer",
+    "live_hits",
     "reachable_tables",
     "table_hits",
     "weight_hits",
@@ -75,8 +95,9 @@ def _check_images(qmodel, images):
 
 def _check_count(name, value, least=0):
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < least:
-        kind = "positive" if least else "non-negative"
-        raise HwlenetError(f"{name} must be a {kind} integer, not {value!r}")
+        kind = {0: "a non-negative integer", 1: "a positive integer"}.get(
+            least, f"an integer of at least {least}")
+        raise HwlenetError(f"{name} must be {kind}, not {value!r}")
     return int(value)
 
 
@@ -99,15 +120,25 @@ def index_layer(layer):
     return dataclasses.replace(layer, activation="none", output_format=layer.pre_format, lut=None)
 
 
+def _sign_layer(layer):
+    """A copy of a ReLU layer whose output is ``1`` where its accumulator is positive, else
+    ``<= 0``: no activation, and the accumulator saturated to a 2-bit format of its own
+    fractional bits (no shift, so no rounding)."""
+    fmt = FixedFormat(2, layer.acc_frac, signed=True, overflow="saturate")
+    return dataclasses.replace(layer, activation="none", output_format=fmt, lut=None)
+
+
 def _walk(qmodel, images, chunk):
-    """Per chunk of images: a list of ``(layer, input, table index or None)``, one per layer."""
+    """Per chunk of images: a list of ``(layer, input, table index or None, acc > 0 or
+    None)``, one per layer; the last is a bool array of the output shape for ReLU layers."""
     for start in range(0, len(images), chunk):
         x = images[start : start + chunk].reshape(-1, *qmodel.layers[0].in_shape)
         steps = []
         for layer in qmodel.layers:
             run = _LAYER_FUNCTIONS[layer.kind]
             index = run(index_layer(layer), x) if layer.activation == "tanh" else None
-            steps.append((layer, x, index))
+            on = run(_sign_layer(layer), x) > 0 if layer.activation == "relu" else None
+            steps.append((layer, x, index, on))
             x = run(layer, x)
         yield steps
 
@@ -133,14 +164,89 @@ def _input_hits(layer, x):
         exact = np.int64 if layer.input_format.width <= 61 else object
         sums = x.astype(exact).reshape(count, c, h // 2, 2, w // 2, 2).sum(axis=(3, 5))
         return (sums != 0).any(axis=(2, 3))
+    k = layer.weight.shape[2]
+    hits = np.zeros((count, x.shape[1], k, k), dtype=bool)
+    for ky, kx, window in _tap_windows(layer, x):
+        hits[:, :, ky, kx] = window.any(axis=2)
+    return hits
+
+
+def _tap_windows(layer, x):
+    """Per tap ``(ky, kx)`` of a conv layer: which inputs it meets at each output position,
+    bool ``(N, C, H_out * W_out)``."""
     pad, k = layer.padding, layer.weight.shape[2]
     padded = np.pad(x != 0, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
     out_h, out_w = layer.out_shape[1], layer.out_shape[2]
-    hits = np.zeros((count, x.shape[1], k, k), dtype=bool)
     for ky in range(k):
         for kx in range(k):
-            hits[:, :, ky, kx] = padded[:, :, ky : ky + out_h, kx : kx + out_w].any(axis=(2, 3))
-    return hits
+            window = padded[:, :, ky : ky + out_h, kx : kx + out_w]
+            yield ky, kx, window.reshape(len(x), x.shape[1], -1)
+
+
+def _live_rows(layer, x, on):
+    """Per image, which words of a ReLU layer are live: bool ``(N, *weight.shape)``."""
+    count = len(x)
+    if layer.kind == "dense":
+        nonzero = x.reshape(count, -1) != 0
+        return on.reshape(count, -1)[:, :, None] & nonzero[:, None, :]
+    # a count of positions, at most H_out * W_out, is exact in float32
+    positive = on.reshape(count, on.shape[1], -1).astype(np.float32)
+    live = np.zeros((count, *layer.weight.shape), dtype=bool)
+    for ky, kx, window in _tap_windows(layer, x):
+        live[:, :, :, ky, kx] = positive @ window.astype(np.float32).transpose(0, 2, 1) > 0
+    return live
+
+
+def _live_any(layer, x, on):
+    """Which words of a ReLU layer some image makes live: bool, shaped like the weight."""
+    if layer.kind != "dense":
+        return _live_rows(layer, x, on).any(axis=0)
+    # counts of at most len(x) images, exact in float64
+    positive = on.reshape(len(x), -1).astype(np.float64)
+    nonzero = (x.reshape(len(x), -1) != 0).astype(np.float64)
+    return positive.T @ nonzero > 0
+
+
+def _flip_deltas(layer):
+    """Per word and bit ``b`` of a dense layer's ``weight_format``: the change of the weight
+    when that bit of its pattern flips, int64 ``(*weight.shape, width)``; ``None`` when the
+    changed accumulators could leave int64."""
+    if layer.kind != "dense":
+        return None
+    fmt = layer.weight_format
+    largest = accumulator_bound(layer) + (1 << fmt.width) * layer.input_format.max_abs_int
+    if fmt.width > 62 or largest >= 1 << 63:
+        return None
+    weight = layer.weight.astype(np.int64)[..., None]
+    flipped = (weight & ((1 << fmt.width) - 1)) ^ (np.int64(1) << np.arange(fmt.width))
+    if fmt.signed:
+        flipped = np.where(flipped >= 1 << (fmt.width - 1), flipped - (1 << fmt.width), flipped)
+    return flipped - weight
+
+
+def _outputs(layer, acc):
+    """A layer's outputs from its accumulators (int64), as the simulator kernels compute
+    them."""
+    if layer.activation == "relu":
+        acc = np.maximum(acc, 0)
+    value = kernels.requantize_array(acc, layer.acc_frac, layer.requant_format())
+    if layer.activation == "tanh":
+        return layer.lut.astype(np.int64)[value - layer.pre_format.min_int]
+    return value
+
+
+def _visible_flips(layer, x, deltas):
+    """Which bit flips of a dense layer's weights (``deltas`` from :func:`_flip_deltas`)
+    change its output for some image of ``x``: bool, shaped like ``deltas``."""
+    x = x.reshape(len(x), -1).astype(np.int64)
+    acc = x @ layer.weight.T.astype(np.int64) + layer.aligned_bias()
+    before = _outputs(layer, acc)
+    visible = np.zeros(deltas.shape, dtype=bool)
+    for row, sums, outputs in zip(x, acc, before):
+        used = np.flatnonzero(row)
+        after = _outputs(layer, sums[:, None, None] + deltas[:, used] * row[used, None])
+        visible[:, used] |= after != outputs[:, None, None]
+    return visible
 
 
 def _input_shape(layer):
@@ -149,22 +255,33 @@ def _input_shape(layer):
     return layer.weight.shape[1:] if layer.kind == "conv" else layer.weight.shape
 
 
-def _scan(qmodel, images, chunk):
-    """One simulation pass: the table entries hit and the weight inputs made non-zero, each
-    over all images."""
+def _scan(qmodel, images, chunk, flips=False):
+    """One simulation pass: the table entries hit, the weight inputs made non-zero, the live
+    words of ReLU layers and, with ``flips``, the visible flips of dense layers (``None`` where
+    :func:`_flip_deltas` is), each over all images."""
     images = _check_images(qmodel, images)
     chunk = _check_count("chunk", chunk, 1)
     tables = {layer.name: np.zeros(1 << layer.pre_format.width, dtype=bool)
               for layer in qmodel.layers if layer.activation == "tanh"}
     inputs = {layer.name: np.zeros(_input_shape(layer), dtype=bool)
               for layer in qmodel.layers if layer.has_weights}
+    live = {layer.name: np.zeros(layer.weight.shape, dtype=bool)
+            for layer in qmodel.layers if layer.activation == "relu"}
+    deltas = {layer.name: _flip_deltas(layer) for layer in qmodel.layers
+              if flips and layer.kind == "dense"}
+    visible = {name: None if change is None else np.zeros(change.shape, dtype=bool)
+               for name, change in deltas.items()}
     for steps in _walk(qmodel, images, chunk):
-        for layer, x, index in steps:
+        for layer, x, index, on in steps:
             if index is not None:
                 tables[layer.name][index.ravel() - layer.pre_format.min_int] = True
             if layer.has_weights:
                 inputs[layer.name] |= _input_hits(layer, x).any(axis=0)
-    return tables, inputs
+            if on is not None:
+                live[layer.name] |= _live_any(layer, x, on)
+            if visible.get(layer.name) is not None:
+                visible[layer.name] |= _visible_flips(layer, x, deltas[layer.name])
+    return tables, inputs, live, visible
 
 
 def _words(layer, inputs):
@@ -211,6 +328,30 @@ def weight_hits(qmodel, images, chunk=1000):
     """
     inputs = _scan(qmodel, images, chunk)[1]
     return {layer.name: _words(layer, inputs[layer.name])
+            for layer in qmodel.layers if layer.has_weights}
+
+
+def live_hits(qmodel, images, chunk=1000):
+    """Which weight words the images make live (see the module docstring).
+
+    Parameters
+    ----------
+    qmodel : QuantizedModel
+    images : numpy.ndarray of uint8, shape (N, 28, 28)
+    chunk : int
+        Images per batch of the simulator.
+
+    Returns
+    -------
+    dict
+        Layer name to a bool array shaped like ``layer.weight``, for every layer with weights:
+        in a ReLU layer true where the weight meets a non-zero input while its unit's
+        accumulator is positive, for some image (and output position); elsewhere as
+        :func:`weight_hits`.
+    """
+    _, inputs, live, _ = _scan(qmodel, images, chunk)
+    return {layer.name: live[layer.name] if layer.name in live
+            else _words(layer, inputs[layer.name])
             for layer in qmodel.layers if layer.has_weights}
 
 
@@ -404,15 +545,27 @@ def _idle_inputs(layer, entry):
     return idle
 
 
+def _never_live(layer, idle, entry):
+    """Per word of a ReLU layer: true when it can never be live, because its input is idle or
+    the interval analysis proves its unit's (map's) accumulator never positive."""
+    dead = entry["acc_hi"].reshape(layer.weight.shape[0], -1).max(axis=1) <= 0
+    never = _words(layer, idle)
+    never[dead] = True
+    return never
+
+
 def _reachability(qmodel):
-    """The interval analysis, per tanh layer the reachable mask and JSON-ready summary, and per
-    layer with weights its provably idle inputs."""
+    """The interval analysis, per tanh layer the reachable mask and JSON-ready summary, per
+    layer with weights its provably idle inputs, and per ReLU layer the words that can never
+    be live."""
     analysis = _propagate(qmodel)
-    tables, idle = {}, {}
+    tables, idle, never = {}, {}, {}
     for position, layer in enumerate(qmodel.layers):
         entry = analysis[position]
         if layer.has_weights:
             idle[layer.name] = _idle_inputs(layer, entry)
+        if layer.activation == "relu":
+            never[layer.name] = _never_live(layer, idle[layer.name], entry)
         if layer.activation != "tanh":
             continue
         mask, unreachable = _unreachable_reasons(qmodel, position, entry)
@@ -432,7 +585,7 @@ def _reachability(qmodel):
                 "unreachable": unreachable,
             },
         }
-    return analysis, tables, idle
+    return analysis, tables, idle, never
 
 
 def reachable_tables(qmodel):
@@ -453,11 +606,11 @@ def reachable_tables(qmodel):
         with the reason in words. Entries outside the reachable runs are provably never
         indexed; entries inside are not proven reachable.
     """
-    _, tables, _ = _reachability(qmodel)
+    _, tables, _, _ = _reachability(qmodel)
     return {name: table["summary"] for name, table in tables.items()}
 
 
-def coverage_report(qmodel, images, chunk=1000):
+def coverage_report(qmodel, images, chunk=1000, flips=True):
     """Table and weight coverage of a set of vectors, JSON-ready.
 
     Parameters
@@ -466,6 +619,9 @@ def coverage_report(qmodel, images, chunk=1000):
     images : numpy.ndarray of uint8, shape (N, 28, 28)
     chunk : int
         Images per batch of the simulator.
+    flips : bool
+        Also count the visible single-bit weight flips of dense layers (the costly part: about
+        a millisecond per image and layer).
 
     Returns
     -------
@@ -478,8 +634,15 @@ def coverage_report(qmodel, images, chunk=1000):
         (``[low, high]`` runs of reachable entries no image hits);
 
         ``weights`` (``None`` without weights): ``words``, ``exercised``, ``fraction``
-        (exercised / words), ``idle`` (words whose input is provably zero for every image)
-        and ``fraction_of_possible`` (exercised / (words - idle)).
+        (exercised / words), ``idle`` (words whose input is provably zero for every image),
+        ``fraction_of_possible`` (exercised / (words - idle)), ``live`` (live words, see the
+        module docstring; equal to ``exercised`` without ReLU), ``live_fraction`` (live /
+        words), ``never_live`` (words the analysis proves can never be live: ``idle`` plus,
+        with ReLU, the words of units never positive), ``live_fraction_of_possible``
+        (live / (words - never_live)), ``flips`` (single-bit weight faults: words times
+        weight bits), ``visible_flips`` and ``visible_flip_fraction`` (those that change the
+        layer's output for some image, and their share); the last three are ``None`` but for
+        dense layers whose changed accumulators fit int64, and always without ``flips``.
 
     Raises
     ------
@@ -487,8 +650,8 @@ def coverage_report(qmodel, images, chunk=1000):
         If an image hits what the analysis proved unreachable (a bug, never expected).
     """
     images = _check_images(qmodel, images)
-    tables, inputs = _scan(qmodel, images, chunk)
-    _, reach, idle = _reachability(qmodel)
+    tables, inputs, live, visible = _scan(qmodel, images, chunk, flips=flips)
+    _, reach, idle, never = _reachability(qmodel)
     layers = []
     for layer in qmodel.layers:
         row = {"name": layer.name, "table": None, "weights": None}
@@ -514,13 +677,31 @@ def coverage_report(qmodel, images, chunk=1000):
             exercised = int(_words(layer, inputs[layer.name]).sum())
             words = int(layer.weight.size)
             unused = int(_words(layer, idle[layer.name]).sum())
+            lively, impossible = exercised, unused
+            if layer.name in live:
+                if (live[layer.name] & never[layer.name]).any():
+                    raise HwlenetError(f"layer {layer.name}: an image makes a weight live that "
+                                       "the interval analysis proved never live")
+                lively, impossible = int(live[layer.name].sum()), int(never[layer.name].sum())
             row["weights"] = {
                 "words": words,
                 "exercised": exercised,
                 "fraction": exercised / words,
                 "idle": unused,
                 "fraction_of_possible": exercised / (words - unused) if words > unused else 1.0,
+                "live": lively,
+                "live_fraction": lively / words,
+                "never_live": impossible,
+                "live_fraction_of_possible": (lively / (words - impossible)
+                                              if words > impossible else 1.0),
+                "flips": None,
+                "visible_flips": None,
+                "visible_flip_fraction": None,
             }
+            if visible.get(layer.name) is not None:
+                shown = visible[layer.name]
+                row["weights"].update(flips=int(shown.size), visible_flips=int(shown.sum()),
+                                      visible_flip_fraction=float(shown.mean()))
         layers.append(row)
     return {"images": int(len(images)), "layers": layers}
 
@@ -631,19 +812,21 @@ class _Pool:
     """Candidate vectors and the coverage items each hits beyond the ordinary vectors.
 
     Items are the table entries of every tanh layer, then the weight inputs of every layer with
-    weights (flattened, in layer order); an item is *possible* unless the interval analysis
-    rules it out.
+    weights, then the words of every ReLU layer that can be live (each flattened, in layer
+    order); an item is *possible* unless the interval analysis rules it out.
     """
 
-    def __init__(self, qmodel, tables, idle, base, chunk):
+    def __init__(self, qmodel, tables, idle, never, base, chunk):
         self.qmodel, self.chunk = qmodel, chunk
         self.segments, possible, offset = {}, [], 0
-        for kind in ("table", "inputs"):
+        for kind in ("table", "inputs", "live"):
             for position, layer in enumerate(qmodel.layers):
                 if kind == "table" and layer.activation == "tanh":
                     possible.append(tables[layer.name]["mask"])
                 elif kind == "inputs" and layer.has_weights:
                     possible.append(~idle[layer.name].ravel())
+                elif kind == "live" and layer.activation == "relu":
+                    possible.append(~never[layer.name].ravel())
                 else:
                     continue
                 self.segments[(kind, position)] = (offset, possible[-1].size)
@@ -663,9 +846,12 @@ class _Pool:
         for steps in _walk(self.qmodel, images, self.chunk):
             parts = []
             for kind, position in self.segments:
-                layer, x, index = steps[position]
+                layer, x, index, on = steps[position]
                 if kind == "inputs":
                     parts.append(_input_hits(layer, x).reshape(len(x), -1))
+                    continue
+                if kind == "live":
+                    parts.append(_live_rows(layer, x, on).reshape(len(x), -1))
                     continue
                 parts.append(_table_rows(layer, index))
                 per_map = index.reshape(len(index), index.shape[1], -1)
@@ -684,7 +870,7 @@ class _Pool:
                 useful = row & self.universe
                 if (useful & ~self.covered).any():
                     self.images.append(image)
-                    self.hits.append(useful)
+                    self.hits.append(np.flatnonzero(useful))
                     self.covered |= useful
             start += len(rows)
 
@@ -699,17 +885,24 @@ class _Pool:
         return np.flatnonzero(self.universe[part] & ~self.covered[part])
 
     def cover(self, limit):
-        """Greedy set cover of the kept images' items: indices into ``self.images``."""
-        if not self.images:
-            return []
-        hits = np.stack(self.hits)
-        remaining = hits.any(axis=0)
+        """Greedy set cover of the kept images' items: indices into ``self.images``, each the
+        image with the most items not yet covered (the first on ties)."""
+        remaining = self.covered & self.universe
+        # gains only shrink, so a stale gain bounds the true one (lazy greedy): an image whose
+        # fresh gain still beats every stale one is the greedy choice
+        heap = [(-len(hits), image) for image, hits in enumerate(self.hits)]
+        heapq.heapify(heap)
         chosen = []
-        while remaining.any() and len(chosen) < limit:
-            gains = (hits & remaining).sum(axis=1)
-            best = int(gains.argmax())
-            chosen.append(best)
-            remaining &= ~hits[best]
+        while heap and len(chosen) < limit:
+            _, image = heapq.heappop(heap)
+            gain = int(remaining[self.hits[image]].sum())
+            if gain == 0:
+                continue
+            if heap and (-gain, image) > heap[0]:
+                heapq.heappush(heap, (-gain, image))
+                continue
+            chosen.append(image)
+            remaining[self.hits[image]] = False
         return chosen
 
 
@@ -733,8 +926,8 @@ def _structured_images(images, rng):
 
 
 def _table_targets(qmodel, pool, analysis, slots, rng, batch, restart, first):
-    """Targets ``(image, layer position, element, value, above, below)`` for missed table
-    entries, tanh layers in order, and the number of images they use.
+    """Targets ``(image, layer position, element, value, above, below, weight)`` for missed
+    table entries, tanh layers in order, and the number of images they use.
 
     Each entry gets an output element whose interval contains it, on a map whose observed
     indices came closest (from ``restart`` 1 on, at random among the ``1 + restart`` closest),
@@ -775,7 +968,7 @@ def _table_targets(qmodel, pool, analysis, slots, rng, batch, restart, first):
             place = usable[int(rng.integers(len(usable)))]
             free[image].discard(place)
             targets.append((first + images + image, position, chosen * area + places_of[place],
-                            float(index), index > pre.min_int, index < pre.max_int))
+                            float(index), index > pre.min_int, index < pre.max_int, 1.0))
         images += len(free)
     return targets, images
 
@@ -823,18 +1016,90 @@ def _input_targets(qmodel, pool, rng, batch, first):
                 return targets, len(targets)
             source = _source(qmodel, position, int(item), rng)
             if source is not None:
-                targets.append((first + len(targets), *source, 1.0, True, False))
+                targets.append((first + len(targets), *source, 1.0, True, False, 1.0))
     return targets, len(targets)
 
 
+def _dense_states(qmodel, images, chunk):
+    """Per dense ReLU layer position, over ``images``: which units have a positive
+    accumulator, bool ``(N, units)``, and which inputs are non-zero, bool ``(N, inputs)``."""
+    states = {position: ([np.zeros((0, layer.weight.shape[0]), dtype=bool)],
+                         [np.zeros((0, layer.weight.shape[1]), dtype=bool)])
+              for position, layer in enumerate(qmodel.layers)
+              if layer.kind == "dense" and layer.activation == "relu"}
+    if not states:
+        return {}
+    for steps in _walk(qmodel, images, chunk):
+        for position, (units, inputs) in states.items():
+            _, x, _, on = steps[position]
+            units.append(on.reshape(len(x), -1))
+            inputs.append(x.reshape(len(x), -1) != 0)
+    return {position: (np.concatenate(units), np.concatenate(inputs))
+            for position, (units, inputs) in states.items()}
+
+
+def _live_targets(qmodel, pool, rng, batch, first, width, states):
+    """Targets making missed live words of dense ReLU layers live, the number of images they
+    use (at most ``batch``, numbered from ``first``) and per image a start: an index into the
+    images of ``states`` (see :func:`_dense_states`), or ``None``.
+
+    Each image gets the unit with the most missed words (output at least 1), up to ``width``
+    of its missed inputs (non-zero, see :func:`_source`) and the ``width`` further units whose
+    missed words those inputs cover most; a unit's target weighs as much as the words it would
+    cover, so the search keeps it positive first. The start is a known image in which the most
+    of these units are positive and then the most of these inputs non-zero.
+    """
+    targets, images, starts = [], 0, []
+    for kind, position in pool.segments:
+        layer = qmodel.layers[position]
+        if kind != "live" or layer.kind != "dense":
+            continue
+        known_units, known_inputs = states[position]
+        units, inputs = layer.weight.shape
+        open_words = np.zeros(units * inputs, dtype=bool)
+        open_words[pool.missed("live", position)] = True
+        open_words = open_words.reshape(units, inputs)
+        sources = {}
+        while open_words.any() and images < batch:
+            counts = open_words.sum(axis=1)
+            primary = int(rng.choice(np.flatnonzero(counts == counts.max())))
+            chosen = rng.permutation(np.flatnonzero(open_words[primary]))[:width]
+            overlap = open_words[:, chosen].sum(axis=1)
+            overlap[primary] = 0
+            extra = [unit for unit in np.argsort(-overlap, kind="stable")[:width].tolist()
+                     if overlap[unit] > 0]
+            group = [primary, *extra]
+            image = first + images
+            for unit in group:
+                covered = int(open_words[unit, chosen].sum())
+                open_words[unit, chosen] = False
+                targets.append((image, position, unit, 1.0, True, False, float(covered)))
+            for item in chosen.tolist():
+                if item not in sources:
+                    sources[item] = _source(qmodel, position, item, rng)
+                if sources[item] is not None:
+                    targets.append((image, *sources[item], 1.0, True, False, 1.0))
+            start = None
+            if len(known_units):
+                score = (known_units[:, group].sum(axis=1) * (inputs + 1)
+                         + known_inputs[:, chosen].sum(axis=1))
+                if score.max() >= inputs + 1:
+                    start = int(rng.choice(np.flatnonzero(score == score.max())))
+            starts.append(start)
+            images += 1
+    return targets, images, starts
+
+
 def _optimise(relax, starts, targets, steps, lr, bar):
-    """Projected Adam on the pixels so that every target's relaxed value is on target; returns
-    the rounded images: each image's first state meeting all its targets, else its last."""
+    """Projected Adam on the pixels so that every target's relaxed value is on target (the
+    squared misses, weighted per target); returns the rounded images: each image's first state
+    meeting the greatest weight of its targets, then each image's last state."""
     count = len(starts)
     pixels = torch.tensor(starts, dtype=torch.float32).reshape(count, 1, 28, 28)
     pixels.requires_grad_(True)
     optimiser = torch.optim.Adam([pixels], lr=lr)
     image_of = torch.tensor([t[0] for t in targets])
+    weight = torch.tensor([t[6] for t in targets], dtype=torch.float32)
     element = torch.tensor([t[2] for t in targets])
     value = torch.tensor([t[3] for t in targets])
     above = torch.tensor([t[4] for t in targets])
@@ -844,6 +1109,7 @@ def _optimise(relax, starts, targets, steps, lr, bar):
               for position in np.unique(layer_of)]
     depth = int(layer_of.max())
     done = torch.zeros(count, dtype=torch.bool)
+    best = torch.full((count,), -1.0)
     kept = torch.zeros(count, 1, 28, 28)
     used = 0
     for _ in range(steps):
@@ -858,37 +1124,43 @@ def _optimise(relax, starts, targets, steps, lr, bar):
         error = (torch.where(above, torch.relu(value - _MARGIN - relaxed), 0.0)
                  + torch.where(below, torch.relu(relaxed - value - _MARGIN), 0.0))
         with torch.no_grad():
-            fresh = (torch.zeros(count).index_add(0, image_of, (error > 0).float()) == 0) & ~done
-            kept[fresh] = torch.floor(pixels[fresh] + 0.5)
-            done |= fresh
+            met = error == 0
+            score = torch.zeros(count).index_add(0, image_of, weight * met.float())
+            better = score > best
+            kept[better] = torch.floor(pixels[better] + 0.5)
+            best = torch.where(better, score, best)
+            done |= torch.zeros(count).index_add(0, image_of, (~met).float()) == 0
         if bool(done.all()):
             break
         optimiser.zero_grad()
-        (error**2).sum().backward()
+        (weight * error**2).sum().backward()
         optimiser.step()
         with torch.no_grad():
             pixels.clamp_(0, 255)
     bar.update(steps - used)
     with torch.no_grad():
-        final = torch.where(done.view(-1, 1, 1, 1), kept, torch.floor(pixels + 0.5))
-    return final.clamp(0, 255).reshape(count, 28, 28).numpy().astype(np.uint8)
+        final = torch.cat([kept, torch.floor(pixels + 0.5)]).clamp(0, 255)
+    return final.reshape(2 * count, 28, 28).numpy().astype(np.uint8)
 
 
-def directed_vectors(qmodel, images=None, seed=0, max_vectors=256, rounds=8, steps=150,
-                     batch=256, copies=4, lr=8.0, chunk=1000, progress=False):
-    """Synthetic vectors that, with ``images``, hit every reachable table entry and exercise
-    every weight word they can.
+def directed_vectors(qmodel, images=None, seed=0, max_vectors=512, rounds=8, steps=150,
+                     batch=256, copies=4, width=8, lr=8.0, chunk=1000, progress=False):
+    """Synthetic vectors that, with ``images``, hit every reachable table entry, exercise every
+    weight word and make live every ReLU weight word they can.
 
     Candidates are structured images (blank, saturated, checkerboards, stripes, noise of
     several densities, rescaled and inverted digits from ``images``) and images found by a
     coverage-directed search. For each reachable table entry still missed (tanh layers in
     order), an output element whose interval contains it is chosen; for each weight input
     still zero, an output of the layer producing it (through max-pooling) is to become
-    non-zero. Pixels are optimised for many targets at once, several per image in disjoint
-    receptive fields, through a differentiable relaxation of the integer model; the rounded
-    images are then run by the integer simulator, which alone counts hits. Rounds repeat on
-    what is still missed, with ``copies`` seeded restarts of each target while the batch has
-    room. A greedy set cover finally picks a small subset.
+    non-zero; for the words of dense ReLU layers not yet live, units are to become positive
+    together with inputs of theirs (see :func:`_live_targets`; the words of conv layers only
+    count when a candidate makes them live). Pixels are optimised for many targets at once,
+    several per image in disjoint receptive fields, through a differentiable relaxation of the
+    integer model, starting from noise, an ordinary vector or, for live targets, the known
+    image closest to them; the rounded images are then run by the integer simulator, which
+    alone counts hits. Rounds repeat on what is still missed, with ``copies`` seeded restarts
+    of each target while the batch has room. A greedy set cover finally picks a small subset.
 
     Parameters
     ----------
@@ -902,6 +1174,8 @@ def directed_vectors(qmodel, images=None, seed=0, max_vectors=256, rounds=8, ste
         At most this many vectors are returned.
     rounds, steps, batch, copies : int
         Search rounds, optimiser steps per round, images per round, restarts per target.
+    width : int
+        Inputs (and further units) per image for live targets, at least 2.
     lr : float
         Adam step size on pixels in 0..255.
     chunk : int
@@ -914,21 +1188,23 @@ def directed_vectors(qmodel, images=None, seed=0, max_vectors=256, rounds=8, ste
     numpy.ndarray of uint8, shape (M, 28, 28)
         ``M <= max_vectors`` vectors in set-cover order (most new items first). Reachable
         entries they still miss show as ``missed`` in :func:`coverage_report` of the ordinary
-        and directed vectors together; they are not claimed unreachable.
+        and directed vectors together, words never live as ``live`` below ``words -
+        never_live``; they are not claimed impossible.
     """
     if images is not None:
         images = _check_images(qmodel, images)
     for name, value in (("max_vectors", max_vectors), ("rounds", rounds), ("steps", steps),
-                        ("batch", batch), ("copies", copies), ("chunk", chunk)):
-        _check_count(name, value, least=0 if name == "max_vectors" else 1)
+                        ("batch", batch), ("copies", copies), ("width", width),
+                        ("chunk", chunk)):
+        _check_count(name, value, least={"max_vectors": 0, "width": 2}.get(name, 1))
     if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0:
         raise HwlenetError(f"lr must be a positive number, not {lr!r}")
     empty = np.zeros((0, 28, 28), dtype=np.uint8)
     if max_vectors == 0:
         return empty
     rng = np.random.default_rng(seed)
-    analysis, tables, idle = _reachability(qmodel)
-    pool = _Pool(qmodel, tables, idle, images, chunk)
+    analysis, tables, idle, never = _reachability(qmodel)
+    pool = _Pool(qmodel, tables, idle, never, images, chunk)
     pool.offer(_structured_images(images, rng))
     relax = _Relaxation(qmodel)
     slots = {position: _slots(qmodel, position) if len(layer.out_shape) == 3 else None
@@ -941,15 +1217,23 @@ def directed_vectors(qmodel, images=None, seed=0, max_vectors=256, rounds=8, ste
                   disable=not progress) as bar:
             for restart in range(rounds):
                 bar.set_postfix(missed=pool.open())
-                targets, count = [], 0
+                known = np.array([*([] if images is None else images), *pool.images],
+                                 dtype=np.uint8).reshape(-1, 28, 28)
+                states = _dense_states(qmodel, known, chunk)
+                targets, count, warm = [], 0, {}
                 for copy in range(copies):
                     more, used = _table_targets(qmodel, pool, analysis, slots, rng,
                                                 batch - count, restart + copy, count)
                     extra, taken = _input_targets(qmodel, pool, rng, batch - count - used,
                                                   count + used)
-                    if not more + extra:
+                    used += taken
+                    lively, held, begin = _live_targets(qmodel, pool, rng, batch - count - used,
+                                                        count + used, width, states)
+                    warm.update((count + used + image, start)
+                                for image, start in enumerate(begin) if start is not None)
+                    if not more + extra + lively:
                         break
-                    targets, count = targets + more + extra, count + used + taken
+                    targets, count = targets + more + extra + lively, count + used + held
                 if not targets:
                     break
                 starts = rng.integers(0, 256, (count, 28, 28)).astype(np.float64)
@@ -958,6 +1242,8 @@ def directed_vectors(qmodel, images=None, seed=0, max_vectors=256, rounds=8, ste
                 if seeds is not None:
                     reuse = rng.random(count) < 0.3
                     starts[reuse] = seeds[rng.integers(len(seeds), size=int(reuse.sum()))]
+                for image, start in warm.items():
+                    starts[image] = known[start]
                 pool.offer(_optimise(relax, starts, targets, steps, lr, bar))
             bar.set_postfix(missed=pool.open())
     finally:

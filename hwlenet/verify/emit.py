@@ -34,6 +34,11 @@ def traced_layers(plan):
              "size": int(np.prod(job.out_layer.out_shape))} for job in plan.jobs]
 
 
+#: Exports of at most this many vectors also count visible weight-bit flips in their coverage
+#: (linear in the vectors: about 5 s per 1000 images for LeNet-5's dense layers).
+FLIP_COVERAGE_LIMIT = 1000
+
+
 def bench_parameters(plan):
     """Numbers the testbench and the runners need, all from the plan: image and result sizes,
     the scoreboard's window of images in flight and the per-result watchdog."""
@@ -136,7 +141,7 @@ def emit_verilog(qmodel, directory, rows=8, cols=8, images=None, cover=False, pr
     if count:
         from .coverage import coverage_report
 
-        coverage = coverage_report(qmodel, images)
+        coverage = coverage_report(qmodel, images, flips=count <= FLIP_COVERAGE_LIMIT)
         result = simulate(qmodel, images, trace=True, progress=progress)
         contents = {"pixels": images, "logits": result.logits, "labels": result.classes,
                     **{layer["name"]: result.trace[layer["name"]] for layer in layers}}
