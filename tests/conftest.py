@@ -29,6 +29,15 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = f"HWLENET_STRICT=1 forbids skips: {reason}"
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    report = outcome.get_result()
+    if STRICT and report.outcome == "skipped":
+        report.outcome = "failed"
+        report.longrepr = f"HWLENET_STRICT=1 forbids skips: {report.longrepr}"
+
+
 def _data_folder():
     path = os.environ.get("HWLENET_DATA")
     return Path(path) if path and Path(path).is_dir() else None
