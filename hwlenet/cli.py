@@ -206,7 +206,11 @@ def _echo_coverage(coverage):
             click.echo(f"    {row['name']:4} " + ", ".join(parts))
         if table and table["missed"]:
             runs = ", ".join(f"{low}..{high}" for low, high in table["missed"][:4])
+            if len(table["missed"]) > 4:
+                runs += f" and {len(table['missed']) - 4} more runs"
             click.echo(f"         never indexed (reachable as far as the bounds tell): {runs}")
+        for run in table["unreachable"] if table else []:
+            click.echo(f"         unreachable {run['low']}..{run['high']}: {run['reason']}")
 
 
 @main.command("emit-verilog")

@@ -232,3 +232,17 @@ def test_campaign_needs_vectors_a_simulator_and_a_passing_bench(classic_export, 
     monkeypatch.setattr(cosim_module, "run_bench", lambda *args, **kwargs: failing)
     with pytest.raises(HwlenetError, match="needs a passing bench"):
         run_faultcheck(relu_export, faults=1)
+
+
+def test_cli_prints_the_campaign_and_writes_json(relu_export, tmp_path):
+    from click.testing import CliRunner
+
+    from hwlenet.cli import main
+
+    result = CliRunner().invoke(main, ["faultcheck", str(relu_export), "--faults", "3",
+                                       "--seed", "4", "--json", str(tmp_path / "f.json")])
+    report = json.loads((tmp_path / "f.json").read_text())
+    assert result.exit_code == (1 if report["summary"]["missed"] else 0), result.output
+    summary = report["summary"]
+    assert f"{summary['caught']} caught, {summary['missed']} missed" in result.output
+    assert len(report["faults"]) == 3
