@@ -11,7 +11,9 @@ from ..errors import HwlenetError
 from ..models import build_model
 from . import kernels
 
-__all__ = ["SimulationResult", "compare_with_float", "float_model_of", "simulate"]
+__all__ = ["SimulationResult", "check_images", "compare_with_float", "float_model_of",
+           "simulate"]
+
 
 @dataclass
 class SimulationResult:
@@ -23,7 +25,8 @@ class SimulationResult:
     trace: dict
 
 
-def _check_images(images):
+def check_images(images):
+    """``images`` as a uint8 array ``(N, 28, 28)`` (one image may omit N); HwlenetError if not."""
     images = np.asarray(images)
     if images.ndim == 2:
         images = images[None]
@@ -54,7 +57,7 @@ def simulate(qmodel, images, trace=False, chunk=1000, progress=False):
     -------
     SimulationResult
     """
-    images = _check_images(images)
+    images = check_images(images)
     outputs = OrderedDict((layer.name, []) for layer in qmodel.layers)
     starts = range(0, len(images), chunk)
     for start in tqdm(starts, desc="simulate", unit="chunk", disable=not progress):
@@ -90,7 +93,7 @@ def compare_with_float(qmodel, images, labels, chunk=1000, progress=False):
         ``images``, ``float_accuracy``, ``fixed_accuracy``, ``agreement`` and ``layers``, a list
         of ``{name, sqnr_db, max_abs_error}`` with the fixed output dequantized by its format.
     """
-    images = _check_images(images)
+    images = check_images(images)
     model = float_model_of(qmodel)
     signal = {layer.name: 0.0 for layer in qmodel.layers}
     noise = dict(signal)

@@ -57,6 +57,7 @@ from ..errors import HwlenetError
 from ..quant.artifact import accumulator_bound
 from ..quant.fixed import FixedFormat, requantize_int
 from ..sim import kernels
+from ..sim.simulator import check_images
 
 __all__ = [
     "coverage_report",
@@ -68,25 +69,13 @@ __all__ = [
     "weight_hits",
 ]
 
-_LAYER_FUNCTIONS = {
-    "conv": kernels.conv_layer,
-    "dense": kernels.dense_layer,
-    "subsample": kernels.subsample_layer,
-    "maxpool": kernels.maxpool_layer,
-}
 _SEARCH_LIMIT = 1 << 62
 # a relaxed index within this distance of the target's centre counts as on target
 _MARGIN = 0.2
 
 
 def _check_images(qmodel, images):
-    images = np.asarray(images)
-    if images.ndim == 2:
-        images = images[None]
-    if images.ndim != 3 or images.shape[1:] != (28, 28):
-        raise HwlenetError(f"images must have shape (N, 28, 28), not {images.shape}")
-    if images.dtype != np.uint8:
-        raise HwlenetError(f"images must be uint8 pixels, not {images.dtype}")
+    images = check_images(images)
     if tuple(qmodel.layers[0].in_shape) != (1, 28, 28):
         raise HwlenetError(f"the model's input shape {tuple(qmodel.layers[0].in_shape)} is not "
                            "(1, 28, 28)")
@@ -135,7 +124,7 @@ def _walk(qmodel, images, chunk):
         x = images[start : start + chunk].reshape(-1, *qmodel.layers[0].in_shape)
         steps = []
         for layer in qmodel.layers:
-            run = _LAYER_FUNCTIONS[layer.kind]
+            run = kernels.run_layer
             index = run(index_layer(layer), x) if layer.activation == "tanh" else None
             on = run(_sign_layer(layer), x) > 0 if layer.activation == "relu" else None
             steps.append((layer, x, index, on))
