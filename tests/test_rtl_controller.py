@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from amaranth.hdl import Module, Signal, unsigned
+from amaranth.hdl import Module, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
@@ -9,6 +9,7 @@ from hwlenet import HwlenetError
 from hwlenet.checkpoint import resolve_model
 from hwlenet.quant.quantize import quantize_model
 from hwlenet.rtl.controller import Controller, token_layout
+from hwlenet.rtl.feeder import OperandFeeder
 from hwlenet.rtl.plan import plan_hardware
 from hwlenet.rtl.postproc import PostProcessor, tile_tag_layout
 from hwlenet.rtl.systolic import SystolicArray
@@ -17,10 +18,10 @@ CALIBRATION = np.random.default_rng(2).integers(0, 256, (16, 28, 28), dtype=np.u
 
 
 class ControlLoop(wiring.Component):
-    """The controller closing its loop through the real systolic array and post-processor,
-    wired as the accelerator wires them: each token reaches the array edge two registers later
-    (address, then operand), and the post-processor's ``done`` goes straight back. Operands
-    and weights are zero; only the timing matters."""
+    """The controller closing its loop through the real operand feeder, systolic array and
+    post-processor, connected as the accelerator connects them (the feature buffers are left
+    out: operands read as zero; only the timing matters), with the post-processor's ``done``
+    going straight back."""
 
     def __init__(self, plan):
         self.plan = plan
@@ -31,23 +32,20 @@ class ControlLoop(wiring.Component):
         m = Module()
         plan = self.plan
         m.submodules.controller = controller = Controller(plan=plan)
+        m.submodules.feeder = feeder = OperandFeeder(plan=plan)
         m.submodules.array = array = SystolicArray(
             rows=plan.rows, cols=plan.cols, weight_width=plan.weight_width,
             operand_width=plan.operand_width, accumulator_width=plan.accumulator_width,
-            tag_width=tile_tag_layout(plan).size)
+            tag_shape=tile_tag_layout(plan))
         m.submodules.post = post = PostProcessor(plan=plan)
-        address = Signal.like(controller.token, name="address_token")
-        operand = Signal.like(controller.token, name="operand_token")
-        m.d.sync += [address.eq(controller.token), operand.eq(address)]
+        wiring.connect(m, controller.issue, feeder.issue)
+        wiring.connect(m, feeder.edge, array.edge)
+        wiring.connect(m, array.drain, post.drain)
         m.d.comb += [
             controller.images_loaded.eq(self.images_loaded),
             controller.last_flags.eq(self.last_flags),
-            array.tag.eq(operand.tag), array.flags.valid.eq(operand.valid),
-            array.flags.clear.eq(operand.clear), array.flags.capture.eq(operand.capture),
-            post.in_valid.eq(array.out_valid), post.in_row.eq(array.out_row),
-            post.in_acc.eq(array.out_acc), post.in_tag.eq(array.out_tag),
             controller.done.eq(post.out_done),
-            self.token.eq(controller.token), self.done.eq(post.out_done),
+            self.token.eq(controller.issue.token), self.done.eq(post.out_done),
         ]
         return m
 

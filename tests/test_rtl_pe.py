@@ -37,6 +37,7 @@ def test_pe_follows_its_flags(weight_width, operand_width):
     sim.run()
 
 
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_pe_rejects_bad_width():
     with pytest.raises(TypeError, match="weight_width must be a positive integer, not 0"):
         ProcessingElement(weight_width=0, operand_width=8, accumulator_width=20)

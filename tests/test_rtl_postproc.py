@@ -88,19 +88,19 @@ def test_postprocessor_matches_numba(name, bits, rows, cols):
 
     async def feed(ctx):
         for job, row, acc, tag, idle in stimuli:
-            ctx.set(dut.in_valid, 1)
-            ctx.set(dut.in_row, row)
+            ctx.set(dut.drain.valid, 1)
+            ctx.set(dut.drain.row, row)
             for c in range(cols):
-                ctx.set(dut.in_acc[c], int(acc[c]))
-            ctx.set(dut.in_tag, tag)
+                ctx.set(dut.drain.acc[c], int(acc[c]))
+            ctx.set(dut.drain.tag, tag)
             await ctx.tick()
             # idle cycles present the last row of a finishing tile: nothing may come of them
-            ctx.set(dut.in_valid, 0)
-            ctx.set(dut.in_row, rows - 1)
-            ctx.set(dut.in_tag, {**tag, "last": 1})
+            ctx.set(dut.drain.valid, 0)
+            ctx.set(dut.drain.row, rows - 1)
+            ctx.set(dut.drain.tag, {**tag, "last": 1})
             if idle:
                 await ctx.tick().repeat(idle)
-        ctx.set(dut.in_valid, 0)
+        ctx.set(dut.drain.valid, 0)
         await ctx.tick().repeat(PostProcessor.LATENCY + 2)
 
     async def collect(ctx):

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from amaranth.hdl import unsigned
 from amaranth.sim import Simulator
 
 from hwlenet.rtl.systolic import SystolicArray
@@ -12,7 +13,7 @@ def run_tiles(rows, cols, tiles, period, seed):
     weights = [rng.integers(-128, 128, (rows, k)) for k in depth]
     operands = [rng.integers(-256, 256, (k, cols)) for k in depth]
     dut = SystolicArray(rows=rows, cols=cols, weight_width=8, operand_width=9,
-                        accumulator_width=24, tag_width=8)
+                        accumulator_width=24, tag_shape=unsigned(8))
     drained = {}
 
     async def feed(ctx):
@@ -20,23 +21,23 @@ def run_tiles(rows, cols, tiles, period, seed):
             for step in range(period):
                 last = tile == tiles
                 k = depth[tile] if not last else 0
-                ctx.set(dut.flags.valid, int(not last and step < k))
-                ctx.set(dut.flags.clear, int(step == 0))
-                ctx.set(dut.flags.capture, int(step == 0 and tile > 0))
-                ctx.set(dut.tag, tile - 1 if step == 0 and tile > 0 else 0)
+                ctx.set(dut.edge.flags.valid, int(not last and step < k))
+                ctx.set(dut.edge.flags.clear, int(step == 0))
+                ctx.set(dut.edge.flags.capture, int(step == 0 and tile > 0))
+                ctx.set(dut.edge.tag, tile - 1 if step == 0 and tile > 0 else 0)
                 if not last and step < k:
                     for r in range(rows):
-                        ctx.set(dut.w_edge[r], int(weights[tile][r, step]))
+                        ctx.set(dut.edge.w_edge[r], int(weights[tile][r, step]))
                     for c in range(cols):
-                        ctx.set(dut.x_edge[c], int(operands[tile][step, c]))
+                        ctx.set(dut.edge.x_edge[c], int(operands[tile][step, c]))
                 await ctx.tick()
                 if last:
-                    ctx.set(dut.flags.capture, 0)
+                    ctx.set(dut.edge.flags.capture, 0)
         await ctx.tick().repeat(rows + cols + 4)
 
     async def collect(ctx):
         async for _, _, valid, row, tag, *acc in ctx.tick().sample(
-                dut.out_valid, dut.out_row, dut.out_tag, *[dut.out_acc[c] for c in range(cols)]):
+                dut.drain.valid, dut.drain.row, dut.drain.tag, *[dut.drain.acc[c] for c in range(cols)]):
             if valid:
                 drained.setdefault(tag, {})[row] = acc
 
@@ -59,11 +60,40 @@ def test_tiles_back_to_back_match_matrix_products(rows, cols):
         np.testing.assert_array_equal(np.array([by_row[r] for r in range(rows)]), expected)
 
 
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 @pytest.mark.parametrize("kwargs,message", [({"rows": 0}, "rows must be a positive integer, not 0"),
                                             ({"cols": "8"}, "cols must be a positive integer")])
 def test_array_rejects_bad_sizes(kwargs, message):
     settings = dict(rows=2, cols=4, weight_width=8, operand_width=9, accumulator_width=20,
-                    tag_width=4)
+                    tag_shape=unsigned(4))
     settings.update(kwargs)
     with pytest.raises(TypeError, match=message):
         SystolicArray(**settings)
+
+
+@pytest.mark.parametrize("rows,cols", [(1, 4), (3, 8), (8, 8)])
+def test_last_row_drains_after_the_drain_latency(rows, cols):
+    """A capture presented at the edge in cycle 0 puts the last row on ``drain`` in cycle
+    :meth:`SystolicArray.drain_latency`, the figure the cycle model uses."""
+    dut = SystolicArray(rows=rows, cols=cols, weight_width=8, operand_width=9,
+                        accumulator_width=20, tag_shape=unsigned(4))
+    seen = []
+
+    async def bench(ctx):
+        ctx.set(dut.edge.flags.capture, 1)
+        cycle = 0
+        # each tick samples the values of the cycle it ends
+        async for _, _, valid, row in ctx.tick().sample(dut.drain.valid, dut.drain.row):
+            ctx.set(dut.edge.flags.capture, 0)
+            if valid:
+                seen.append((cycle, row))
+            cycle += 1
+            if cycle > rows + cols + 8:
+                break
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert [row for _, row in seen] == list(range(rows))
+    assert seen[-1][0] == SystolicArray.drain_latency(rows, cols)

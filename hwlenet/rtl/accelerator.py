@@ -1,13 +1,12 @@
 """The whole LeNet-5 accelerator: pixels in, logits and class out, every layer in hardware."""
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import exact_log2
 
 from .controller import Controller
-from .plan import FEED_LATENCY
+from .feeder import OperandFeeder
 from .postproc import PostProcessor, tile_tag_layout
 from .systolic import SystolicArray
 
@@ -73,7 +72,7 @@ class LeNetAccelerator(wiring.Component):
         m = Module()
         plan = self.plan
         rows, cols = plan.rows, plan.cols
-        half, groups = cols // 2, cols // 4
+        groups = cols // 4
         conv, dense = plan.conv_jobs, plan.dense_jobs
         operand = signed(plan.operand_width)
 
@@ -81,14 +80,14 @@ class LeNetAccelerator(wiring.Component):
         m.submodules.array = array = SystolicArray(
             rows=rows, cols=cols, weight_width=plan.weight_width,
             operand_width=plan.operand_width, accumulator_width=plan.accumulator_width,
-            tag_width=tile_tag_layout(plan).size)
+            tag_shape=tile_tag_layout(plan))
         m.submodules.post = post = PostProcessor(plan=plan)
         trace = self.trace if self.has_trace else Signal(trace_layout(plan))
 
         def banks(name, count, depth):
             memories = []
             for index in range(count):
-                memory = Memory(shape=operand, depth=max(depth, 1), init=[])
+                memory = Memory(shape=operand, depth=depth, init=[])
                 m.submodules[f"{name}_{index}"] = memory
                 memories.append((memory.read_port(), memory.write_port()))
             return memories
@@ -98,8 +97,6 @@ class LeNetAccelerator(wiring.Component):
         fc_banks = banks("fcin", cols * groups, plan.fc_input_depth)
         dense_banks = [banks(f"dense{job.index}", cols, job.layer.out_shape[0])
                        for job in dense[:-1]]
-        conv_buffers = {conv[0].index: (plan.input_buffer, in_banks),
-                        conv[1].index: (plan.mid_buffer, mid_banks)}
 
         # ---- input loader ------------------------------------------------------------------
         pad = conv[0].layer.padding
@@ -110,13 +107,12 @@ class LeNetAccelerator(wiring.Component):
         m.d.comb += self.pixels.ready.eq(loading < controller.images_released + 2)
         in_buffer = plan.input_buffer
         y, x = pixel_y + pad, pixel_x + pad
-        in_row = Signal(16)
-        m.d.comb += in_row.eq(loading[0] * in_buffer.copy_words + (y >> 1) * in_buffer.row_words
-                              + (x >> exact_log2(half)))
+        in_row = Signal(range(in_buffer.depth))
+        m.d.comb += in_row.eq(in_buffer.address(0, y, x, loading[0]))
         for bank, (_, write) in enumerate(in_banks):
             m.d.comb += [write.addr.eq(in_row), write.data.eq(self.pixels.payload.pixel),
                          write.en.eq(self.pixels.valid & self.pixels.ready
-                                     & ((y % 2) * half + x % half == bank))]
+                                     & (in_buffer.bank(y, x) == bank))]
         with m.If(self.pixels.valid & self.pixels.ready):
             m.d.sync += pixel_x.eq(pixel_x + 1)
             with m.If(pixel_x == IMAGE_SIDE - 1):
@@ -127,109 +123,18 @@ class LeNetAccelerator(wiring.Component):
                                      self.pixels.payload.last)]
         m.d.comb += [controller.images_loaded.eq(loading), controller.last_flags.eq(last_flags)]
 
-        # ---- operand feeder: token (t) -> addresses (t+1) -> operands at the array (t+2) ----
-        token = controller.token
-        weights = plan.weight_rom()
-        weight_shape = data.ArrayLayout(signed(weights.lane_width), weights.lanes)
-        m.submodules.weight_rom = weight_rom = Memory(shape=weight_shape, depth=weights.depth,
-                                                      init=weights.words)
-        weight_port = weight_rom.read_port()
-        conv_entries, conv_bases, dense_entries, dense_bases = [], {}, [], {}
-        for job in conv:
-            conv_bases[job.index] = len(conv_entries)
-            conv_entries.extend(job.ktable)
-        for job in dense:
-            dense_bases[job.index] = len(dense_entries)
-            dense_entries.extend(job.ktable)
-        conv_k = data.StructLayout({"channel": unsigned(8), "ky": unsigned(4), "kx": unsigned(4)})
-        dense_k = data.StructLayout({"subbank": unsigned(8), "row": unsigned(16)})
-        m.submodules.conv_ktable = conv_rom = Memory(
-            shape=conv_k, depth=len(conv_entries),
-            init=[{"channel": c, "ky": ky, "kx": kx} for c, ky, kx in conv_entries])
-        m.submodules.dense_ktable = dense_rom = Memory(
-            shape=dense_k, depth=len(dense_entries),
-            init=[{"subbank": s, "row": r} for s, r in dense_entries])
-        conv_port, dense_port = conv_rom.read_port(), dense_rom.read_port()
-        with m.If(token.valid):
-            with m.Switch(token.job):
-                for job in plan.jobs:
-                    with m.Case(job.index):
-                        m.d.comb += weight_port.addr.eq(
-                            weights.base(job.layer.name) + token.row_tile * job.depth + token.k)
-                        if job.kind == "conv":
-                            m.d.comb += conv_port.addr.eq(conv_bases[job.index] + token.k)
-                        else:
-                            m.d.comb += dense_port.addr.eq(dense_bases[job.index] + token.k)
-
-        def register(value, name):
-            out = Signal.like(value, name=name)
-            m.d.sync += out.eq(value)
-            return out
-
-        token1 = register(token, "token1")
-        entry = conv_port.data
-        column_row = [Signal(16, name=f"col_row_{c}") for c in range(cols)]
-        column_bank = [Signal(range(cols), name=f"col_bank_{c}") for c in range(cols)]
-        for job in conv:
-            buffer, memories = conv_buffers[job.index]
-            with m.If(token1.job == job.index):
-                copy_offset = token1.copy * buffer.copy_words if buffer.copies == 2 else 0
-                for c in range(cols):
-                    y = 2 * token1.block_row + c // half + entry.ky
-                    x = half * token1.block_col + c % half + entry.kx
-                    m.d.comb += [
-                        column_row[c].eq(copy_offset + entry.channel * buffer.plane
-                                         + (y >> 1) * buffer.row_words + (x >> exact_log2(half))),
-                        column_bank[c].eq(Cat(x[: exact_log2(half)], y[0])),
-                    ]
-                for bank, (read, _) in enumerate(memories):
-                    by, bx = divmod(bank, half)
-                    reader = Cat((bx - entry.kx)[: exact_log2(half)], (by - entry.ky)[0])
-                    with m.Switch(reader):
-                        for c in range(cols):
-                            with m.Case(c):
-                                m.d.comb += read.addr.eq(column_row[c])
-        for job in dense:
-            with m.If(token1.job == job.index):
-                if job is dense[0]:
-                    for c in range(cols):
-                        for s in range(groups):
-                            m.d.comb += fc_banks[c * groups + s][0].addr.eq(dense_port.data.row)
-                else:
-                    for read, _ in dense_banks[dense.index(job) - 1]:
-                        m.d.comb += read.addr.eq(token1.k)
-        token2 = register(token1, "token2")
-        bank2 = [register(column_bank[c], f"col_bank2_{c}") for c in range(cols)]
-        subbank2 = register(dense_port.data.subbank, "subbank2")
-        for c in range(cols):
-            with m.Switch(token2.job):
-                for job in conv:
-                    with m.Case(job.index):
-                        memories = conv_buffers[job.index][1]
-                        with m.Switch(bank2[c]):
-                            for bank in range(cols):
-                                with m.Case(bank):
-                                    m.d.comb += array.x_edge[c].eq(memories[bank][0].data)
-                for job in dense:
-                    with m.Case(job.index):
-                        if job is dense[0]:
-                            with m.Switch(subbank2):
-                                for s in range(groups):
-                                    with m.Case(s):
-                                        m.d.comb += array.x_edge[c].eq(
-                                            fc_banks[c * groups + s][0].data)
-                        else:
-                            m.d.comb += array.x_edge[c].eq(
-                                dense_banks[dense.index(job) - 1][c][0].data)
-        weights2 = register(weight_port.data, "weights2")
-        m.d.comb += [array.w_edge.eq(weights2), array.tag.eq(token2.tag),
-                     array.flags.valid.eq(token2.valid), array.flags.clear.eq(token2.clear),
-                     array.flags.capture.eq(token2.capture)]
-        assert FEED_LATENCY == 2
+        # ---- operand feeder ----------------------------------------------------------------
+        m.submodules.feeder = feeder = OperandFeeder(plan=plan)
+        wiring.connect(m, controller.issue, feeder.issue)
+        for ports, memories in ((feeder.input_read, in_banks), (feeder.mid_read, mid_banks),
+                                (feeder.fc_read, fc_banks),
+                                *zip(feeder.dense_read, dense_banks)):
+            for port, (read, _) in zip(ports, memories):
+                wiring.connect(m, port, read)
+        wiring.connect(m, feeder.edge, array.edge)
 
         # ---- array -> post-processor -> buffers ---------------------------------------------
-        m.d.comb += [post.in_valid.eq(array.out_valid), post.in_row.eq(array.out_row),
-                     post.in_acc.eq(array.out_acc), post.in_tag.eq(array.out_tag)]
+        wiring.connect(m, array.drain, post.drain)
         tag = post.out_tag
         channel = post.out_channel
         m.d.comb += controller.done.eq(post.out_done)
@@ -257,13 +162,11 @@ class LeNetAccelerator(wiring.Component):
                             for g in range(groups):
                                 py, px = tag.block_row + next_pad, tag.block_col * groups + g \
                                     + next_pad
-                                hit = post.out_valid[g] & ((py % 2) * half + px % half == bank)
+                                hit = post.out_valid[g] & (mid.bank(py, px) == bank)
                                 with m.If(hit):
                                     m.d.comb += [
                                         write.en.eq(1), write.data.eq(post.out_value[g]),
-                                        write.addr.eq(channel * mid.plane + (py >> 1)
-                                                      * mid.row_words
-                                                      + (px >> exact_log2(half)))]
+                                        write.addr.eq(mid.address(channel, py, px))]
                     else:
                         words_per_row = -(-pooled_w // groups)
                         for slot in range(cols):

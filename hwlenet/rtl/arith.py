@@ -12,9 +12,10 @@ very same logic:
 
 from amaranth.hdl import Mux
 
-from .fixedpoint import requantize
+from .fixedpoint import fit, round_shift
 
-__all__ = ["requantize_layer", "table_address", "window_total"]
+__all__ = ["fit_layer", "requantize_layer", "round_layer", "table_address", "window_sum",
+           "window_total"]
 
 
 def requantize_layer(total, layer):
@@ -33,13 +34,31 @@ def requantize_layer(total, layer):
     amaranth.hdl.Value
         Of shape :func:`~hwlenet.rtl.fixedpoint.format_shape` ``(layer.requant_format())``.
     """
+    return fit_layer(round_layer(total, layer), layer)
+
+
+def round_layer(total, layer):
+    """The first half of :func:`requantize_layer`: ReLU if the layer has it, then the rounded
+    shift, at full width."""
     value = Mux(total < 0, 0, total) if layer.activation == "relu" else total
-    return requantize(value, layer.requant_shift, layer.requant_format())
+    return round_shift(value, layer.requant_shift, layer.requant_format().rounding)
+
+
+def fit_layer(rounded, layer):
+    """The second half of :func:`requantize_layer`: saturation or wrap into the layer's
+    :meth:`~hwlenet.quant.artifact.QLayer.requant_format`."""
+    return fit(rounded, layer.requant_format())
+
+
+def window_sum(window):
+    """The sum of one 2x2 window of four signed values."""
+    return window[0] + window[1] + window[2] + window[3]
 
 
 def window_total(window, coef, bias):
-    """A subsampling layer's accumulator for one 2x2 window of four signed values."""
-    return coef * (window[0] + window[1] + window[2] + window[3]) + bias
+    """A subsampling layer's accumulator for one 2x2 window of four signed values:
+    ``coef * window_sum(window) + bias``."""
+    return coef * window_sum(window) + bias
 
 
 def table_address(base, index, fmt):

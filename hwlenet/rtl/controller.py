@@ -7,7 +7,7 @@ from amaranth.utils import ceil_log2
 
 from .postproc import tile_tag_layout
 
-__all__ = ["Controller", "token_layout"]
+__all__ = ["Controller", "issue_signature", "token_layout"]
 
 
 def token_layout(plan):
@@ -24,6 +24,11 @@ def token_layout(plan):
         "copy": 1,
         "tag": tag,
     })
+
+
+def issue_signature(plan):
+    """The controller's output, seen from the controller: one ``token`` per cycle."""
+    return wiring.Signature({"token": Out(token_layout(plan))})
 
 
 class Controller(wiring.Component):
@@ -48,7 +53,7 @@ class Controller(wiring.Component):
     def __init__(self, *, plan):
         self.plan = plan
         super().__init__({
-            "token": Out(token_layout(plan)),
+            "issue": Out(issue_signature(plan)),
             "images_loaded": In(unsigned(32)),
             "last_flags": In(2),
             "done": In(1),
@@ -61,7 +66,7 @@ class Controller(wiring.Component):
         plan = self.plan
         jobs, conv, dense = plan.jobs, plan.conv_jobs, plan.dense_jobs
         tag_shape = tile_tag_layout(plan)
-        token = self.token
+        token = self.issue.token
 
         job = Signal.like(token.job)
         row_tile = Signal.like(token.row_tile)

@@ -2,12 +2,39 @@
 
 from amaranth.hdl import Mux, signed, unsigned
 
-__all__ = ["format_shape", "requantize"]
+__all__ = ["fit", "format_shape", "requantize", "round_shift"]
 
 
 def format_shape(fmt):
     """The Amaranth shape of integers of ``fmt``."""
     return signed(fmt.width) if fmt.signed else unsigned(fmt.width)
+
+
+def round_shift(value, shift, rounding):
+    """``value`` arithmetically shifted right by ``shift`` bits (left for a negative shift) and
+    rounded by ``rounding`` ("half_up", "half_even" or "floor"), at full width: the first half of
+    :func:`requantize`, which a pipeline may register before :func:`fit`."""
+    if shift <= 0:
+        return value << -shift
+    floor = value >> shift
+    if rounding == "half_up":
+        return (value + (1 << (shift - 1))) >> shift
+    if rounding == "half_even":
+        # a value narrower than the shift has a remainder with bits above its own
+        remainder = (value[:shift] if shift <= len(value)
+                     else (value - (floor << shift))[:shift])
+        half = 1 << (shift - 1)
+        return floor + ((remainder > half) | ((remainder == half) & floor[0]))
+    return floor
+
+
+def fit(value, fmt):
+    """``value`` brought into ``fmt`` with its overflow mode (saturation or wrap): the second
+    half of :func:`requantize`. Returns a value of shape :func:`format_shape` ``(fmt)``."""
+    if fmt.overflow == "saturate":
+        value = Mux(value < fmt.min_int, fmt.min_int, Mux(value > fmt.max_int, fmt.max_int, value))
+    bits = value[: fmt.width]
+    return bits.as_signed() if fmt.signed else bits
 
 
 def requantize(value, shift, fmt):
@@ -17,22 +44,4 @@ def requantize(value, shift, fmt):
 
     Returns a value of shape :func:`format_shape` ``(fmt)``.
     """
-    if shift > 0:
-        floor = value >> shift
-        if fmt.rounding == "half_up":
-            rounded = (value + (1 << (shift - 1))) >> shift
-        elif fmt.rounding == "half_even":
-            # a value narrower than the shift has a remainder with bits above its own
-            remainder = (value[:shift] if shift <= len(value)
-                         else (value - (floor << shift))[:shift])
-            half = 1 << (shift - 1)
-            rounded = floor + ((remainder > half) | ((remainder == half) & floor[0]))
-        else:
-            rounded = floor
-    else:
-        rounded = value << -shift
-    if fmt.overflow == "saturate":
-        rounded = Mux(rounded < fmt.min_int, fmt.min_int,
-                      Mux(rounded > fmt.max_int, fmt.max_int, rounded))
-    bits = rounded[: fmt.width]
-    return bits.as_signed() if fmt.signed else bits
+    return fit(round_shift(value, shift, fmt.rounding), fmt)

@@ -35,7 +35,6 @@ class ProcessingElement(wiring.Component):
         for name, value in (("weight_width", weight_width), ("operand_width", operand_width),
                             ("accumulator_width", accumulator_width)):
             if not isinstance(value, int) or value < 1:
-                self._MustUse__silence = True  # never built, so never elaborated
                 raise TypeError(f"{name} must be a positive integer, not {value!r}")
         super().__init__({
             "w_in": In(signed(weight_width)),

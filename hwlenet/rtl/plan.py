@@ -16,16 +16,16 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from amaranth.utils import exact_log2
 
 from ..errors import HwlenetError
+from .feeder import OperandFeeder
+from .postproc import PostProcessor
+from .systolic import SystolicArray
 
 __all__ = ["ConvJob", "DenseJob", "Job", "HardwarePlan", "RomImage", "parse_array",
            "plan_hardware"]
 
-#: Cycles from the controller issuing a token to its operands entering the array edge.
-FEED_LATENCY = 2
-#: Cycles from a drained array row entering the post-processor to its memory write.
-POST_LATENCY = 5
 #: Pixels per image, one per input beat.
 IMAGE_PIXELS = 784
 
@@ -111,6 +111,18 @@ class FeatureBuffer:
     @property
     def row_words(self):
         return self.width // self.half_cols
+
+    def address(self, channel, y, x, copy=0):
+        """The bank row holding ``(channel, y, x)`` of copy ``copy``: integers or Amaranth
+        values alike (the loader, the writer and the feeder all address through it)."""
+        shift = exact_log2(self.half_cols)
+        row = channel * self.plane + (y >> 1) * self.row_words + (x >> shift)
+        return row + copy * self.copy_words if self.copies > 1 else row
+
+    def bank(self, y, x):
+        """The bank holding column ``x`` of row ``y``: ``(y % 2) * half_cols + x % half_cols``
+        (integers or Amaranth values)."""
+        return (y % 2) * self.half_cols + x % self.half_cols
 
     @property
     def plane(self):
@@ -213,10 +225,17 @@ class HardwarePlan:
         return self.cols
 
     @property
+    def pipeline_latency(self):
+        """Cycles from the controller issuing a tile's capture to the post-processor writing
+        the tile's last row: the blocks' own latencies (feeder, array drain, post-processor)."""
+        return (OperandFeeder.LATENCY + SystolicArray.drain_latency(self.rows, self.cols)
+                + PostProcessor.LATENCY)
+
+    @property
     def barrier(self):
         """Idle cycles between a job's flush and the first issue of a job that reads its
         results: operands reach the array, the last row drains, post-processing writes."""
-        return FEED_LATENCY + self.rows + self.cols + POST_LATENCY + 1
+        return self.pipeline_latency + 1
 
     def job_cycles(self, job):
         """Issue cycles of one job: every tile for ``tile_period`` cycles, plus one flush."""
@@ -249,7 +268,7 @@ class HardwarePlan:
             per_image = sum(self.job_cycles(job) for job in conv) + self.barrier * (len(conv) - 1)
             total += batch * per_image
             total += sum(self.job_cycles(job) + self.barrier for job in dense)
-        return total + FEED_LATENCY + self.rows + self.cols + POST_LATENCY + batch
+        return total + self.pipeline_latency + batch
 
     def cycle_model(self):
         """Analytic cycles per image in steady state, per job and in total (dict)."""

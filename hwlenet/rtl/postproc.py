@@ -6,8 +6,8 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from .arith import requantize_layer, table_address, window_total
-from .plan import POST_LATENCY
+from .systolic import drain_signature
+from .arith import fit_layer, round_layer, table_address, window_sum
 
 __all__ = ["PostProcessor", "tile_tag_layout"]
 
@@ -36,14 +36,37 @@ class PostProcessor(wiring.Component):
     output format (its table index format for tanh); ``y = lut[r - min]`` for tanh, else ``r``.
     Conv jobs then pool each 2x2 window (columns ``2g, 2g+1, cols/2+2g, cols/2+2g+1``): the
     maximum, or ``requantize(coef[m] * sum + bias2[m])`` and the subsampling layer's table.
-    Outputs appear ``LATENCY = 5`` cycles after the row arrives, for one cycle.
+
+    Every step is registered, with one adder, comparator chain or multiplier between
+    registers and every ROM read registered before use (for timing), so outputs appear
+    ``LATENCY = 14`` cycles after the row arrives, for one cycle:
+
+    =====  ================================================================================
+    cycle  what is registered at its start (the row arrives at cycle 0, where the bias,
+           coefficient and subsampling-bias ROMs are addressed)
+    =====  ================================================================================
+    1      the ROM words
+    2      the ROM words again (a block RAM's output is slow)
+    3      ``v = acc + bias``
+    4      ReLU and the rounded shift
+    5      saturation or wrap: ``r``; the activation table is addressed
+    6      the table word
+    7      ``y``
+    8      the window maximum, or the window sum
+    9      ``coef * sum``
+    10     ``+ bias2``
+    11     the rounded shift
+    12     saturation or wrap; the subsampling table is addressed
+    13     the table word
+    14     outputs
+    =====  ================================================================================
 
     Parameters
     ----------
     plan : HardwarePlan
     """
 
-    LATENCY = POST_LATENCY
+    LATENCY = 14
 
     def __init__(self, *, plan):
         self.plan = plan
@@ -51,10 +74,9 @@ class PostProcessor(wiring.Component):
         self.width = plan.value_width
         tag = tile_tag_layout(plan)
         super().__init__({
-            "in_valid": In(1),
-            "in_row": In(unsigned(ceil_log2(plan.rows + 1))),
-            "in_acc": In(data.ArrayLayout(signed(plan.accumulator_width), cols)),
-            "in_tag": In(tag),
+            "drain": In(drain_signature(rows=plan.rows, cols=cols,
+                                        accumulator_width=plan.accumulator_width,
+                                        tag_shape=tag)),
             "out_valid": Out(data.ArrayLayout(1, cols)),
             "out_value": Out(data.ArrayLayout(signed(self.width), cols)),
             "out_channel": Out(unsigned(16)),
@@ -67,20 +89,54 @@ class PostProcessor(wiring.Component):
         plan, cols, width = self.plan, self.plan.cols, self.width
         half, groups = cols // 2, cols // 4
         jobs = plan.jobs
+        sub_jobs = plan.subsample_jobs
+        tanh_jobs = [job for job in jobs if job.layer.activation == "tanh"]
+        pool_lut_jobs = [job for job in sub_jobs if job.pool.activation == "tanh"]
+
         def rom(image):
             memory = Memory(shape=signed(image.lane_width), depth=image.depth, init=image.words)
             m.submodules[image.name] = memory
             return memory
 
+        def register(value, name):
+            registered = Signal(value.shape(), name=name)
+            m.d.sync += registered.eq(value)
+            return registered
+
+        def job_switch(selector, job_list, assign):
+            """``assign(job)`` under the case of each job of ``job_list``."""
+            with m.Switch(selector):
+                for job in job_list:
+                    with m.Case(job.index):
+                        assign(job)
+
+        def per_job(domain, target, job_list, function):
+            """``target <- function(job)`` in ``domain`` when the stage being built (the latest
+            ``control``) holds a job of ``job_list``."""
+            with m.Switch(control.tag.job):
+                for job in job_list:
+                    with m.Case(job.index):
+                        domain += target.eq(function(job))
+
+        class Control:
+            """What travels beside the values: valid, channel, tag, done, lane mask."""
+
+            def __init__(self, valid, channel, tag, done, lanes):
+                self.valid, self.channel, self.tag = valid, channel, tag
+                self.done, self.lanes = done, lanes
+
+            def next(self, cycle):
+                return Control(*(register(value, f"{name}{cycle}") for name, value in (
+                    ("valid", self.valid), ("channel", self.channel), ("tag", self.tag),
+                    ("done", self.done), ("lanes", self.lanes))))
+
         biases = plan.bias_rom()
         bias_port = rom(biases).read_port()
-        tanh_jobs = [job for job in jobs if job.layer.activation == "tanh"]
         tables = plan.table_rom()
         lut_ports = []
         if tables:
             lut_rom = rom(tables)
             lut_ports = [lut_rom.read_port() for _ in range(cols)]
-        sub_jobs = plan.subsample_jobs
         coefficients, pool_biases = plan.coefficient_rom(), plan.pool_bias_rom()
         coef_port = bias2_port = None
         if coefficients:
@@ -91,122 +147,152 @@ class PostProcessor(wiring.Component):
         if pool_tables:
             pool_lut_rom = rom(pool_tables)
             pool_lut_ports = [pool_lut_rom.read_port() for _ in range(groups)]
-        pool_lut_jobs = [job for job in sub_jobs if job.pool.activation == "tanh"]
 
-        # stage 0: the drained row arrives; look up per-channel constants
-        tag = self.in_tag
+        # cycle 0: the drained row arrives; per-channel constants are looked up
+        tag = self.drain.tag
         channel = Signal(16)
-        m.d.comb += channel.eq(tag.row_tile * plan.rows + self.in_row)
-        with m.Switch(tag.job):
-            for job in jobs:
-                with m.Case(job.index):
-                    m.d.comb += bias_port.addr.eq(biases.base(job.layer.name) + channel)
-                    if job in sub_jobs:
-                        m.d.comb += [
-                            coef_port.addr.eq(coefficients.base(job.pool.name) + channel),
-                            bias2_port.addr.eq(pool_biases.base(job.pool.name) + channel)]
+        m.d.comb += channel.eq(tag.row_tile * plan.rows + self.drain.row)
+
+        def constants(job):
+            m.d.comb += bias_port.addr.eq(biases.base(job.layer.name) + channel)
+            if job in sub_jobs:
+                m.d.comb += [coef_port.addr.eq(coefficients.base(job.pool.name) + channel),
+                             bias2_port.addr.eq(pool_biases.base(job.pool.name) + channel)]
+        job_switch(tag.job, jobs, constants)
+
         lane_valid = Signal(cols)
-        with m.Switch(tag.job):
-            for job in jobs:
-                with m.Case(job.index):
-                    maps = job.layer.out_shape[0]
-                    if job.kind == "conv":
-                        pooled_w = job.pool.out_shape[2]
-                        for g in range(groups):
-                            m.d.comb += lane_valid[g].eq(
-                                (channel < maps) & (tag.block_col * groups + g < pooled_w))
-                    else:
-                        for c in range(cols):
-                            m.d.comb += lane_valid[c].eq((channel < maps) & (c < tag.count))
 
-        def stage(*values, name):
-            registered = []
-            for index, value in enumerate(values):
-                register = Signal.like(value, name=f"{name}_{index}")
-                m.d.sync += register.eq(value)
-                registered.append(register)
-            return registered
+        def lanes(job):
+            maps = job.layer.out_shape[0]
+            if job.kind == "conv":
+                pooled_w = job.pool.out_shape[2]
+                for g in range(groups):
+                    m.d.comb += lane_valid[g].eq(
+                        (channel < maps) & (tag.block_col * groups + g < pooled_w))
+            else:
+                for c in range(cols):
+                    m.d.comb += lane_valid[c].eq((channel < maps) & (c < tag.count))
+        job_switch(tag.job, jobs, lanes)
 
-        valid1, channel1, tag1, done1 = stage(
-            self.in_valid, channel, tag, self.in_valid & tag.last & (self.in_row == plan.rows - 1),
-            name="s1")
-        lanes1 = stage(*[self.in_acc[c] for c in range(cols)], name="acc1")
-        lane_valid1, = stage(lane_valid, name="lv1")
+        done = self.drain.valid & tag.last & (self.drain.row == plan.rows - 1)
+        control = Control(self.drain.valid, channel, tag, done, lane_valid).next(1)
+        acc = [register(self.drain.acc[c], f"acc1_{c}") for c in range(cols)]
 
-        # stage 1: bias, ReLU, requantize
-        requantized = [Signal(signed(width), name=f"r1_{c}") for c in range(cols)]
-        for c in range(cols):
-            total = Signal(signed(plan.accumulator_width + 1), name=f"v_{c}")
-            m.d.comb += total.eq(lanes1[c] + bias_port.data)
-            with m.Switch(tag1.job):
-                for job in jobs:
-                    with m.Case(job.index):
-                        m.d.sync += requantized[c].eq(requantize_layer(total, job.layer))
-        coef2 = [port.data for port in (coef_port, bias2_port) if port is not None]
-        valid2, channel2, tag2, done2, lane_valid2, *coef2 = stage(
-            valid1, channel1, tag1, done1, lane_valid1, *coef2, name="s2")
+        # cycle 1: the ROM words come out and are registered
+        control = control.next(2)
+        acc = [register(value, f"acc2_{c}") for c, value in enumerate(acc)]
+        bias = register(bias_port.data, "bias2")
+        pool_constants = []
+        if coef_port is not None:
+            pool_constants = [register(coef_port.data, "coef2"),
+                              register(bias2_port.data, "pool_bias2")]
 
-        # stage 2: activation table look-up
+        def carried(values, cycle):
+            return [register(value, f"{name}{cycle}") for name, value in values]
+
+        # cycle 2: bias
+        totals = [register(acc[c] + bias, f"total3_{c}") for c in range(cols)]
+        control = control.next(3)
+        pool_constants = carried(zip(("coef", "pool_bias"), pool_constants), 3)
+
+        # cycle 3: ReLU and the rounded shift; cycle 4: saturation or wrap
+        def per_lane(values, function, shape, name, job_list):
+            results = [Signal(shape, name=f"{name}_{c}") for c in range(len(values))]
+            for value, result in zip(values, results):
+                per_job(m.d.sync, result, job_list,
+                        lambda job, value=value: function(value, job))
+            return results
+
+        rounded_width = max(len(round_layer(totals[0], job.layer)) for job in jobs) + 1
+        rounded = per_lane(totals, lambda value, job: round_layer(value, job.layer),
+                           signed(rounded_width), "rounded4", jobs)
+        control = control.next(4)
+        pool_constants = carried(zip(("coef", "pool_bias"), pool_constants), 4)
+        requantized = per_lane(rounded, lambda value, job: fit_layer(value, job.layer),
+                               signed(width), "requantized5", jobs)
+        control = control.next(5)
+        pool_constants = carried(zip(("coef", "pool_bias"), pool_constants), 5)
+
+        # cycle 5: activation table address; cycle 6: the word; cycle 7: y
         for c, port in enumerate(lut_ports):
-            with m.Switch(tag2.job):
-                for job in tanh_jobs:
-                    with m.Case(job.index):
-                        m.d.comb += port.addr.eq(table_address(
-                            tables.base(job.layer.name), requantized[c], job.layer.pre_format))
-        held = stage(*requantized, name="r2")
-        valid3, channel3, tag3, done3, lane_valid3, *coef3 = stage(
-            valid2, channel2, tag2, done2, lane_valid2, *coef2, name="s3")
-
-        # stage 3: pooling or subsampling
-        activated = [Signal(signed(width), name=f"y_{c}") for c in range(cols)]
+            per_job(m.d.comb, port.addr, tanh_jobs, lambda job, c=c: table_address(
+                tables.base(job.layer.name), requantized[c], job.layer.pre_format))
+        held = [register(value, f"requantized6_{c}") for c, value in enumerate(requantized)]
+        control = control.next(6)
+        pool_constants = carried(zip(("coef", "pool_bias"), pool_constants), 6)
+        activated = [Signal(signed(width), name=f"activated7_{c}") for c in range(cols)]
         for c in range(cols):
-            m.d.comb += activated[c].eq(held[c])
+            m.d.sync += activated[c].eq(held[c])
             if lut_ports:
-                with m.Switch(tag3.job):
-                    for job in tanh_jobs:
-                        with m.Case(job.index):
-                            m.d.comb += activated[c].eq(lut_ports[c].data)
-        pooled = [Signal(signed(width), name=f"p_{c}") for c in range(cols)]
-        with m.Switch(tag3.job):
-            for job in jobs:
-                with m.Case(job.index):
-                    if job.kind == "dense":
-                        m.d.sync += [pooled[c].eq(activated[c]) for c in range(cols)]
-                        continue
-                    for g in range(groups):
-                        window = [activated[i] for i in (2 * g, 2 * g + 1, half + 2 * g,
-                                                         half + 2 * g + 1)]
-                        if job.pool.kind == "maxpool":
-                            top = Mux(window[0] > window[1], window[0], window[1])
-                            bottom = Mux(window[2] > window[3], window[2], window[3])
-                            m.d.sync += pooled[g].eq(Mux(top > bottom, top, bottom))
-                        else:
-                            m.d.sync += pooled[g].eq(requantize_layer(
-                                window_total(window, coef3[0], coef3[1]), job.pool))
-        valid4, channel4, tag4, done4, lane_valid4 = stage(
-            valid3, channel3, tag3, done3, lane_valid3, name="s4")
+                per_job(m.d.sync, activated[c], tanh_jobs, lambda job, c=c: lut_ports[c].data)
+        control = control.next(7)
+        pool_constants = carried(zip(("coef", "pool_bias"), pool_constants), 7)
 
-        # stage 4: the subsampling layer's table
-        for g, port in enumerate(pool_lut_ports):
-            with m.Switch(tag4.job):
-                for job in pool_lut_jobs:
-                    with m.Case(job.index):
-                        m.d.comb += port.addr.eq(table_address(
-                            pool_tables.base(job.pool.name), pooled[g], job.pool.pre_format))
-        final = stage(*pooled, name="p5")
-        valid5, channel5, tag5, done5, lane_valid5 = stage(
-            valid4, channel4, tag4, done4, lane_valid4, name="s5")
+        # cycle 7: the window maximum or sum (dense jobs pass their values on)
+        def window(g):
+            return [activated[i] for i in (2 * g, 2 * g + 1, half + 2 * g, half + 2 * g + 1)]
 
-        # stage 5: results out
+        pooled = [Signal(signed(width + 2), name=f"pooled8_{c}") for c in range(cols)]
+
+        def pool(job):
+            if job.kind == "dense":
+                m.d.sync += [pooled[c].eq(activated[c]) for c in range(cols)]
+                return
+            for g in range(groups):
+                items = window(g)
+                if job.pool.kind == "maxpool":
+                    top = Mux(items[0] > items[1], items[0], items[1])
+                    bottom = Mux(items[2] > items[3], items[2], items[3])
+                    m.d.sync += pooled[g].eq(Mux(top > bottom, top, bottom))
+                else:
+                    m.d.sync += pooled[g].eq(window_sum(items))
+        job_switch(control.tag.job, jobs, pool)
+        control = control.next(8)
+
+        # cycles 8 to 11: the subsampling arithmetic (other jobs pass their values on)
+        if sub_jobs:
+            coef, pool_bias = carried(zip(("coef", "pool_bias"), pool_constants), 8)
+            products = [register(pooled[g] * coef, f"product9_{g}") for g in range(groups)]
+            pool_bias = register(pool_bias, "pool_bias9")
+            pool_totals = [register(products[g] + pool_bias, f"pool_total10_{g}")
+                           for g in range(groups)]
+        passed = [register(value, f"pooled9_{c}") for c, value in enumerate(pooled)]
+        control = control.next(9)
+        passed = [register(value, f"pooled10_{c}") for c, value in enumerate(passed)]
+        control = control.next(10)
+        pool_rounded = []
+        if sub_jobs:
+            pool_rounded_width = max(len(round_layer(pool_totals[0], job.pool))
+                                     for job in sub_jobs) + 1
+            pool_rounded = per_lane(pool_totals, lambda value, job: round_layer(value, job.pool),
+                                    signed(pool_rounded_width), "pool_rounded11", sub_jobs)
+        passed = [register(value, f"pooled11_{c}") for c, value in enumerate(passed)]
+        control = control.next(11)
+        final = [Signal(signed(width), name=f"final12_{c}") for c in range(cols)]
         for c in range(cols):
-            m.d.comb += self.out_value[c].eq(final[c])
-            if c < groups and pool_lut_ports:
-                with m.Switch(tag5.job):
-                    for job in pool_lut_jobs:
-                        with m.Case(job.index):
-                            m.d.comb += self.out_value[c].eq(pool_lut_ports[c].data)
-            m.d.comb += self.out_valid[c].eq(valid5 & lane_valid5[c])
-        m.d.comb += [self.out_channel.eq(channel5), self.out_tag.eq(tag5),
-                     self.out_done.eq(done5)]
-        return m
+            m.d.sync += final[c].eq(passed[c])
+        if sub_jobs:
+            for g in range(groups):
+                per_job(m.d.sync, final[g], sub_jobs,
+                        lambda job, g=g: fit_layer(pool_rounded[g], job.pool))
+        control = control.next(12)
 
+        # cycle 12: the subsampling table address; cycle 13: the word; cycle 14: outputs
+        for g, port in enumerate(pool_lut_ports):
+            per_job(m.d.comb, port.addr, pool_lut_jobs, lambda job, g=g: table_address(
+                pool_tables.base(job.pool.name), final[g], job.pool.pre_format))
+        final = [register(value, f"final13_{c}") for c, value in enumerate(final)]
+        control = control.next(13)
+        out = [Signal(signed(width), name=f"out14_{c}") for c in range(cols)]
+        for c in range(cols):
+            m.d.sync += out[c].eq(final[c])
+            if c < groups and pool_lut_ports:
+                per_job(m.d.sync, out[c], pool_lut_jobs, lambda job, c=c: pool_lut_ports[c].data)
+        control = control.next(14)
+
+        for c in range(cols):
+            m.d.comb += [self.out_value[c].eq(out[c]),
+                         self.out_valid[c].eq(control.valid & control.lanes[c])]
+        m.d.comb += [self.out_channel.eq(control.channel), self.out_tag.eq(control.tag),
+                     self.out_done.eq(control.done)]
+        return m

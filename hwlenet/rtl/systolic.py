@@ -7,46 +7,75 @@ from amaranth.utils import ceil_log2
 
 from .pe import Flags, ProcessingElement
 
-__all__ = ["SystolicArray"]
+__all__ = ["SystolicArray", "drain_signature", "edge_signature"]
+
+
+def edge_signature(*, rows, cols, weight_width, operand_width, tag_shape):
+    """What enters the array each cycle, seen from the array's driver: a weight per row
+    (``w_edge``), an operand per column (``x_edge``), the :class:`Flags` and the ``tag`` of the
+    tile a ``capture`` ends."""
+    return wiring.Signature({
+        "w_edge": Out(data.ArrayLayout(signed(weight_width), rows)),
+        "x_edge": Out(data.ArrayLayout(signed(operand_width), cols)),
+        "flags": Out(Flags),
+        "tag": Out(tag_shape),
+    })
+
+
+def drain_signature(*, rows, cols, accumulator_width, tag_shape):
+    """A drained row, seen from the array: ``valid`` for one cycle per row, the array ``row``,
+    its ``cols`` accumulators and the ``tag`` of its tile."""
+    return wiring.Signature({
+        "valid": Out(1),
+        "row": Out(unsigned(ceil_log2(rows + 1))),
+        "acc": Out(data.ArrayLayout(signed(accumulator_width), cols)),
+        "tag": Out(tag_shape),
+    })
 
 
 class SystolicArray(wiring.Component):
     """``rows x cols`` processing elements; PE ``(r, c)`` computes
     ``sum_k w_edge[r](k) * x_edge[c](k)`` over a tile.
 
-    Weights and flags enter at the left, one per row, and move right; operands enter at the top,
-    one per column, and move down. The array skews them itself: row ``r`` is delayed ``r``
+    Weights and flags enter at the left (``edge``), one per row, and move right; operands enter
+    at the top, one per column, and move down. The array skews them itself: row ``r`` is delayed ``r``
     cycles and column ``c`` by ``c``, so PE ``(r, c)`` sees the edge values of cycle ``e`` at
     ``e + r + c``. A ``capture`` flag ends a tile: row ``r`` is drained on ``out`` at
-    ``e + r + cols + 1`` (one row per cycle), with the ``tag`` given alongside the capture.
+    ``e + r + cols + 1`` (one row per cycle, on ``drain``), with the ``tag`` given alongside
+    the capture.
     Requires a tile period of at least ``max(rows, cols + 1)`` cycles.
 
     Parameters
     ----------
     rows, cols : int
     weight_width, operand_width, accumulator_width : int
-    tag_width : int
-        Bits of the tag that travels with each captured tile.
+    tag_shape : shape-castable
+        The tag that travels with each captured tile (a layout, or ``unsigned(n)``).
     """
 
+    @staticmethod
+    def drain_latency(rows, cols):
+        """Cycles from a ``capture`` flag at the edge to the last row on ``out``: the flag
+        reaches row ``rows - 1`` after ``rows - 1`` cycles, crosses its ``cols`` elements
+        (:attr:`ProcessingElement.LATENCY` each) and the output register."""
+        return rows - 1 + cols * ProcessingElement.LATENCY + 1
+
     def __init__(self, *, rows, cols, weight_width, operand_width, accumulator_width,
-                 tag_width):
-        for name, value in (("rows", rows), ("cols", cols), ("tag_width", tag_width)):
+                 tag_shape):
+        for name, value in (("rows", rows), ("cols", cols), ("weight_width", weight_width),
+                            ("operand_width", operand_width),
+                            ("accumulator_width", accumulator_width)):
             if not isinstance(value, int) or value < 1:
-                self._MustUse__silence = True  # never built, so never elaborated
                 raise TypeError(f"{name} must be a positive integer, not {value!r}")
         self.rows, self.cols = rows, cols
         self.widths = dict(weight_width=weight_width, operand_width=operand_width,
                            accumulator_width=accumulator_width)
         super().__init__({
-            "w_edge": In(data.ArrayLayout(signed(weight_width), rows)),
-            "x_edge": In(data.ArrayLayout(signed(operand_width), cols)),
-            "flags": In(Flags),
-            "tag": In(unsigned(tag_width)),
-            "out_valid": Out(1),
-            "out_row": Out(unsigned(ceil_log2(rows + 1))),
-            "out_acc": Out(data.ArrayLayout(signed(accumulator_width), cols)),
-            "out_tag": Out(unsigned(tag_width)),
+            "edge": In(edge_signature(rows=rows, cols=cols, weight_width=weight_width,
+                                      operand_width=operand_width, tag_shape=tag_shape)),
+            "drain": Out(drain_signature(rows=rows, cols=cols,
+                                         accumulator_width=accumulator_width,
+                                         tag_shape=tag_shape)),
         })
 
     def elaborate(self, platform):
@@ -65,25 +94,25 @@ class SystolicArray(wiring.Component):
             return value
 
         for r in range(rows):
-            m.d.comb += [pes[r][0].w_in.eq(delayed(self.w_edge[r], r, f"w{r}")),
-                         pes[r][0].flags_in.eq(delayed(self.flags, r, f"flags{r}"))]
+            m.d.comb += [pes[r][0].w_in.eq(delayed(self.edge.w_edge[r], r, f"w{r}")),
+                         pes[r][0].flags_in.eq(delayed(self.edge.flags, r, f"flags{r}"))]
             for c in range(1, cols):
                 m.d.comb += [pes[r][c].w_in.eq(pes[r][c - 1].w_out),
                              pes[r][c].flags_in.eq(pes[r][c - 1].flags_out)]
         for c in range(cols):
-            m.d.comb += pes[0][c].x_in.eq(delayed(self.x_edge[c], c, f"x{c}"))
+            m.d.comb += pes[0][c].x_in.eq(delayed(self.edge.x_edge[c], c, f"x{c}"))
             for r in range(1, rows):
                 m.d.comb += pes[r][c].x_in.eq(pes[r - 1][c].x_out)
 
-        tag_at_exit = delayed(self.tag, cols, "tag")
-        held_tag = Signal.like(self.tag)
+        tag_at_exit = delayed(self.edge.tag, cols, "tag")
+        held_tag = Signal.like(self.edge.tag)
         first_row_done = pes[0][cols - 1].flags_out.capture
         with m.If(first_row_done):
             m.d.sync += held_tag.eq(tag_at_exit)
-        m.d.sync += self.out_valid.eq(0)
+        m.d.sync += self.drain.valid.eq(0)
         for r in range(rows):
             with m.If(pes[r][cols - 1].flags_out.capture):
-                m.d.sync += [self.out_valid.eq(1), self.out_row.eq(r),
-                             self.out_tag.eq(tag_at_exit if r == 0 else held_tag)]
-                m.d.sync += [self.out_acc[c].eq(pes[r][c].result) for c in range(cols)]
+                m.d.sync += [self.drain.valid.eq(1), self.drain.row.eq(r),
+                             self.drain.tag.eq(tag_at_exit if r == 0 else held_tag)]
+                m.d.sync += [self.drain.acc[c].eq(pes[r][c].result) for c in range(cols)]
         return m

@@ -1,0 +1,227 @@
+"""The operand feeder: turns the controller's tokens into the weights, operands and flags at the
+systolic array's edges."""
+
+from amaranth.hdl import Cat, Module, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory, ReadPort
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2, exact_log2
+
+from .controller import issue_signature
+from .postproc import tile_tag_layout
+from .systolic import edge_signature
+
+__all__ = ["OperandFeeder"]
+
+
+class OperandFeeder(wiring.Component):
+    """Reads, for each token, the weight word and every column's operand, and presents them
+    with the token's flags and tag at the array's edge ``LATENCY = 6`` cycles later.
+
+    A token of job ``j``, row tile ``t`` and reduction step ``k`` reads weight word
+    ``base(j) + t * depth(j) + k``. Conv jobs read, for column ``c`` of the block at
+    ``(block_row, block_col)``, input ``(channel, y, x)`` from the feature buffer of the job,
+    where ``(channel, ky, kx)`` is entry ``k`` of the job's k-table and
+    ``y = 2 * block_row + c // half + ky``, ``x = half * block_col + c % half + kx``
+    (``half = cols / 2``); the buffer is banked by ``(y % 2, x % half)``, so the columns read
+    ``cols`` different banks, routed to the columns by a crossbar. The first dense job reads,
+    for image slot ``c``, word ``row`` of sub-bank ``subbank`` of the slot's flattened-feature
+    banks, ``(subbank, row)`` being entry ``k`` of its k-table; later dense jobs read word
+    ``k`` of the previous dense job's bank of each slot.
+
+    Every step is registered (for timing):
+
+    =====  ================================================================================
+    cycle  what is registered at its start (the token arrives at cycle 0)
+    =====  ================================================================================
+    1      the token; it addresses the weight ROM and the k-tables
+    3      their words (out at cycle 2; a block RAM's output is slow)
+    4      every bank's read address and every column's bank; the banks are addressed
+    6      every column's operand after the crossbar (the words are out at cycle 5); the
+           weights, flags and tag
+    =====  ================================================================================
+
+    Parameters
+    ----------
+    plan : HardwarePlan
+
+    Attributes
+    ----------
+    input_read, mid_read : list of ReadPort interfaces
+        One per bank of the input and middle feature buffers (:attr:`HardwarePlan.input_buffer`,
+        :attr:`HardwarePlan.mid_buffer`).
+    fc_read : list of ReadPort interfaces
+        ``cols * cols / 4`` banks of flattened features, slot-major.
+    dense_read : list of lists of ReadPort interfaces
+        For each dense job but the last, one bank per image slot holding its outputs.
+    """
+
+    LATENCY = 6
+
+    def __init__(self, *, plan):
+        self.plan = plan
+        cols, groups = plan.cols, plan.cols // 4
+        operand = signed(plan.operand_width)
+
+        def reads(count, depth):
+            return In(ReadPort.Signature(addr_width=ceil_log2(depth), shape=operand)).array(count)
+
+        members = {
+            "issue": In(issue_signature(plan)),
+            "edge": Out(edge_signature(rows=plan.rows, cols=cols, weight_width=plan.weight_width,
+                                       operand_width=plan.operand_width,
+                                       tag_shape=tile_tag_layout(plan))),
+            "input_read": reads(cols, plan.input_buffer.depth),
+            "mid_read": reads(cols, plan.mid_buffer.depth),
+            "fc_read": reads(cols * groups, plan.fc_input_depth),
+        }
+        for position, job in enumerate(plan.dense_jobs[:-1]):
+            members[f"dense{position}_read"] = reads(cols, job.layer.out_shape[0])
+        super().__init__(members)
+
+    @property
+    def dense_read(self):
+        return [getattr(self, f"dense{position}_read")
+                for position in range(len(self.plan.dense_jobs) - 1)]
+
+    def elaborate(self, platform):
+        m = Module()
+        plan = self.plan
+        cols = plan.cols
+        half, groups = cols // 2, cols // 4
+        conv, dense = plan.conv_jobs, plan.dense_jobs
+        conv_reads = {conv[0].index: (plan.input_buffer, self.input_read),
+                      conv[1].index: (plan.mid_buffer, self.mid_read)}
+
+        def register(value, name):
+            registered = Signal(value.shape(), name=name)
+            m.d.sync += registered.eq(value)
+            return registered
+
+        weights = plan.weight_rom()
+        weight_shape = data.ArrayLayout(signed(weights.lane_width), weights.lanes)
+        m.submodules.weight_rom = weight_rom = Memory(shape=weight_shape, depth=weights.depth,
+                                                      init=weights.words)
+        weight_port = weight_rom.read_port()
+        conv_entries, conv_bases, dense_entries, dense_bases = [], {}, [], {}
+        for job in conv:
+            conv_bases[job.index] = len(conv_entries)
+            conv_entries.extend(job.ktable)
+        for job in dense:
+            dense_bases[job.index] = len(dense_entries)
+            dense_entries.extend(job.ktable)
+        conv_k = data.StructLayout({
+            "channel": unsigned(ceil_log2(max(c for c, _, _ in conv_entries) + 2)),
+            "ky": unsigned(ceil_log2(max(ky for _, ky, _ in conv_entries) + 2)),
+            "kx": unsigned(ceil_log2(max(kx for _, _, kx in conv_entries) + 2))})
+        dense_k = data.StructLayout({
+            "subbank": unsigned(ceil_log2(max(s for s, _ in dense_entries) + 2)),
+            "row": unsigned(ceil_log2(max(r for _, r in dense_entries) + 2))})
+        m.submodules.conv_ktable = conv_rom = Memory(
+            shape=conv_k, depth=len(conv_entries),
+            init=[{"channel": c, "ky": ky, "kx": kx} for c, ky, kx in conv_entries])
+        m.submodules.dense_ktable = dense_rom = Memory(
+            shape=dense_k, depth=len(dense_entries),
+            init=[{"subbank": s, "row": r} for s, r in dense_entries])
+        conv_port, dense_port = conv_rom.read_port(), dense_rom.read_port()
+
+        # cycle 1: the registered token addresses the ROMs
+        token1 = register(self.issue.token, "token1")
+        with m.If(token1.valid):
+            with m.Switch(token1.job):
+                for job in plan.jobs:
+                    with m.Case(job.index):
+                        m.d.comb += weight_port.addr.eq(
+                            weights.base(job.layer.name) + token1.row_tile * job.depth
+                            + token1.k)
+                        if job.kind == "conv":
+                            m.d.comb += conv_port.addr.eq(conv_bases[job.index] + token1.k)
+                        else:
+                            m.d.comb += dense_port.addr.eq(dense_bases[job.index] + token1.k)
+
+        # cycle 2: the ROM words come out and are registered
+        token2 = register(token1, "token2")
+        token3 = register(token2, "token3")
+        entry = register(conv_port.data, "conv_entry3")
+        dense_entry = register(dense_port.data, "dense_entry3")
+        weight3 = register(weight_port.data, "weight3")
+
+        # cycle 3: every bank's read address and every column's bank, registered
+        column_row = [Signal(range(max(buffer.depth for buffer, _ in conv_reads.values())),
+                             name=f"column_row_{c}") for c in range(cols)]
+        column_bank = [Signal(range(cols), name=f"column_bank_{c}") for c in range(cols)]
+        addresses = {}
+
+        def read_address(port, name):
+            address = Signal.like(port.addr, name=name)
+            addresses[name] = (port, address)
+            return address
+
+        input_rows = [read_address(port, f"input_addr4_{b}") for b, port in
+                      enumerate(self.input_read)]
+        mid_rows = [read_address(port, f"mid_addr4_{b}") for b, port in enumerate(self.mid_read)]
+        fc_rows = [read_address(port, f"fc_addr4_{b}") for b, port in enumerate(self.fc_read)]
+        dense_rows = [[read_address(port, f"dense{d}_addr4_{c}") for c, port in enumerate(ports)]
+                      for d, ports in enumerate(self.dense_read)]
+        conv_rows = {conv[0].index: input_rows, conv[1].index: mid_rows}
+        bank4 = [Signal(range(cols), name=f"column_bank4_{c}") for c in range(cols)]
+        for job in conv:
+            buffer, _ = conv_reads[job.index]
+            with m.If(token3.job == job.index):
+                for c in range(cols):
+                    y = 2 * token3.block_row + c // half + entry.ky
+                    x = half * token3.block_col + c % half + entry.kx
+                    m.d.comb += [
+                        column_row[c].eq(buffer.address(entry.channel, y, x, token3.copy)),
+                        column_bank[c].eq(buffer.bank(y, x)),
+                    ]
+                    m.d.sync += bank4[c].eq(column_bank[c])
+                for bank, row in enumerate(conv_rows[job.index]):
+                    by, bx = divmod(bank, half)
+                    reader = Cat((bx - entry.kx)[: exact_log2(half)], (by - entry.ky)[0])
+                    with m.Switch(reader):
+                        for c in range(cols):
+                            with m.Case(c):
+                                m.d.sync += row.eq(column_row[c])
+        for job in dense:
+            with m.If(token3.job == job.index):
+                if job is dense[0]:
+                    m.d.sync += [row.eq(dense_entry.row) for row in fc_rows]
+                else:
+                    m.d.sync += [row.eq(token3.k) for row in dense_rows[dense.index(job) - 1]]
+        for port, address in addresses.values():
+            m.d.comb += port.addr.eq(address)
+
+        # cycle 4: the banks are read; cycle 5: the crossbar, registered
+        token4 = register(token3, "token4")
+        subbank4 = register(dense_entry.subbank, "subbank4")
+        weight4 = register(weight3, "weight4")
+        token5 = register(token4, "token5")
+        bank5 = [register(bank4[c], f"column_bank5_{c}") for c in range(cols)]
+        subbank5 = register(subbank4, "subbank5")
+        weight5 = register(weight4, "weight5")
+        for c in range(cols):
+            with m.Switch(token5.job):
+                for job in conv:
+                    with m.Case(job.index):
+                        ports = conv_reads[job.index][1]
+                        with m.Switch(bank5[c]):
+                            for bank in range(cols):
+                                with m.Case(bank):
+                                    m.d.sync += self.edge.x_edge[c].eq(ports[bank].data)
+                for job in dense:
+                    with m.Case(job.index):
+                        if job is dense[0]:
+                            with m.Switch(subbank5):
+                                for s in range(groups):
+                                    with m.Case(s):
+                                        m.d.sync += self.edge.x_edge[c].eq(
+                                            self.fc_read[c * groups + s].data)
+                        else:
+                            m.d.sync += self.edge.x_edge[c].eq(
+                                self.dense_read[dense.index(job) - 1][c].data)
+        m.d.sync += [self.edge.w_edge.eq(weight5), self.edge.tag.eq(token5.tag),
+                     self.edge.flags.valid.eq(token5.valid),
+                     self.edge.flags.clear.eq(token5.clear),
+                     self.edge.flags.capture.eq(token5.capture)]
+        return m
