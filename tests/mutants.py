@@ -27,8 +27,8 @@ class DroppedWrite(PostProcessor):
     def elaborate(self, platform):
         m = super().elaborate(platform)
         job = _job(self.plan, self.layer)
-        with m.If((self.out_tag.job == job.index) & (self.out_channel == self.channel)):
-            m.d.comb += self.out_valid[self.lane].eq(0)
+        with m.If((self.output.tag.job == job.index) & (self.output.channel == self.channel)):
+            m.d.comb += self.output.valid[self.lane].eq(0)
         return m
 
 
@@ -42,15 +42,15 @@ class DuplicateWrite(PostProcessor):
         m = super().elaborate(platform)
         job = _job(self.plan, self.layer)
         hit = Signal()
-        valid, value = Signal.like(self.out_valid), Signal.like(self.out_value)
-        tag, channel = Signal.like(self.out_tag), Signal.like(self.out_channel)
-        m.d.sync += [hit.eq((self.out_tag.job == job.index) & (self.out_channel == self.channel)
-                            & self.out_valid.as_value().any()),
-                     valid.eq(self.out_valid), value.eq(self.out_value), tag.eq(self.out_tag),
-                     channel.eq(self.out_channel)]
+        valid, value = Signal.like(self.output.valid), Signal.like(self.output.value)
+        tag, channel = Signal.like(self.output.tag), Signal.like(self.output.channel)
+        m.d.sync += [hit.eq((self.output.tag.job == job.index) & (self.output.channel == self.channel)
+                            & self.output.valid.as_value().any()),
+                     valid.eq(self.output.valid), value.eq(self.output.value), tag.eq(self.output.tag),
+                     channel.eq(self.output.channel)]
         with m.If(hit):
-            m.d.comb += [self.out_valid.eq(valid), self.out_value.eq(value),
-                         self.out_tag.eq(tag), self.out_channel.eq(channel)]
+            m.d.comb += [self.output.valid.eq(valid), self.output.value.eq(value),
+                         self.output.tag.eq(tag), self.output.channel.eq(channel)]
         return m
 
 
@@ -61,8 +61,8 @@ class LostDone(PostProcessor):
 
     def elaborate(self, platform):
         m = super().elaborate(platform)
-        with m.If(self.out_tag.job == _job(self.plan, self.layer).index):
-            m.d.comb += self.out_done.eq(0)
+        with m.If(self.output.tag.job == _job(self.plan, self.layer).index):
+            m.d.comb += self.output.done.eq(0)
         return m
 
 

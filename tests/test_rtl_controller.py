@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from amaranth.hdl import Module, unsigned
+from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
@@ -25,8 +25,8 @@ class ControlLoop(wiring.Component):
 
     def __init__(self, plan):
         self.plan = plan
-        super().__init__({"token": Out(token_layout(plan)), "images_loaded": In(unsigned(32)),
-                          "last_flags": In(2), "done": Out(1)})
+        super().__init__({"token": Out(token_layout(plan)), "full": In(2), "last": In(2),
+                          "done": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
@@ -42,10 +42,10 @@ class ControlLoop(wiring.Component):
         wiring.connect(m, feeder.edge, array.edge)
         wiring.connect(m, array.drain, post.drain)
         m.d.comb += [
-            controller.images_loaded.eq(self.images_loaded),
-            controller.last_flags.eq(self.last_flags),
-            controller.done.eq(post.out_done),
-            self.token.eq(controller.issue.token), self.done.eq(post.out_done),
+            controller.images.full.eq(self.full),
+            controller.images.last.eq(self.last),
+            controller.done.eq(post.output.done),
+            self.token.eq(controller.issue.token), self.done.eq(post.output.done),
         ]
         return m
 
@@ -59,8 +59,8 @@ def run_batch(plan, images):
     cycles = []
 
     async def bench(ctx):
-        ctx.set(dut.images_loaded, images)
-        ctx.set(dut.last_flags, 1 << (images - 1))
+        ctx.set(dut.full, (1 << images) - 1)
+        ctx.set(dut.last, 1 << (images - 1))
         done = 0
         async for _, _, token, finished in ctx.tick().sample(dut.token, dut.done):
             flush = token.capture and not token.valid

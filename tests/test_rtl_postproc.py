@@ -79,7 +79,7 @@ def make_stimuli(plan, rng):
 @pytest.mark.parametrize("bits,rows,cols", [(8, 8, 8), (6, 4, 8), (8, 3, 4), (8, 5, 16)])
 def test_postprocessor_matches_numba(name, bits, rows, cols):
     """Values, lane masks (channels past the layer, pooled columns past its width, images
-    past a partial batch), channels, tags and ``out_done`` against the Python model."""
+    past a partial batch), channels, tags and ``done`` against the Python model."""
     qmodel = quantize_model(resolve_model(name)[0], CALIBRATION, bits, bits)
     plan = plan_hardware(qmodel, rows, cols)
     dut = PostProcessor(plan=plan)
@@ -105,7 +105,7 @@ def test_postprocessor_matches_numba(name, bits, rows, cols):
 
     async def collect(ctx):
         async for _, _, valid, values, channel, tag, done in ctx.tick().sample(
-                dut.out_valid, dut.out_value, dut.out_channel, dut.out_tag, dut.out_done):
+                dut.output.valid, dut.output.value, dut.output.channel, dut.output.tag, dut.output.done):
             lanes = {c: values[c] for c in range(cols) if valid[c]}
             if lanes or done:
                 outputs.append((channel, lanes, done,

@@ -5,6 +5,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from .loader import image_slots_signature
 from .postproc import tile_tag_layout
 
 __all__ = ["Controller", "issue_signature", "token_layout"]
@@ -54,11 +55,9 @@ class Controller(wiring.Component):
         self.plan = plan
         super().__init__({
             "issue": Out(issue_signature(plan)),
-            "images_loaded": In(unsigned(32)),
-            "last_flags": In(2),
+            "images": In(image_slots_signature()),
             "done": In(1),
             "streamer_busy": In(1),
-            "images_released": Out(unsigned(32)),
         })
 
     def elaborate(self, platform):
@@ -117,8 +116,8 @@ class Controller(wiring.Component):
 
         def start_image(next_image):
             """Go to the first conv job of ``next_image`` now if it is loaded."""
-            with m.If(self.images_loaded > next_image):
-                m.d.sync += last_image.eq(self.last_flags.bit_select(next_image[0], 1))
+            with m.If(self.images.full.bit_select(next_image[0], 1)):
+                m.d.sync += last_image.eq(self.images.last.bit_select(next_image[0], 1))
                 start_job(conv[0].index)
                 m.next = "RUN"
             with m.Else():
@@ -171,8 +170,7 @@ class Controller(wiring.Component):
                                 start_image(image + 1)
                             else:
                                 if item is conv[0]:
-                                    m.d.sync += self.images_released.eq(
-                                        self.images_released + 1)
+                                    m.d.comb += self.images.release.eq(1)
                                 m.d.sync += job.eq(item.index + 1)
                                 m.next = "BARRIER"
             with m.State("BARRIER"):

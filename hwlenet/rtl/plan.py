@@ -26,8 +26,6 @@ from .systolic import SystolicArray
 __all__ = ["ConvJob", "DenseJob", "Job", "HardwarePlan", "RomImage", "parse_array",
            "plan_hardware"]
 
-#: Pixels per image, one per input beat.
-IMAGE_PIXELS = 784
 
 
 def parse_array(text):
@@ -225,6 +223,26 @@ class HardwarePlan:
         return self.cols
 
     @property
+    def input_format(self):
+        """The format of the pixels (the first layer's input)."""
+        return self.qmodel.layers[0].input_format
+
+    @property
+    def image_shape(self):
+        """``(channels, height, width)`` of an input image."""
+        return tuple(int(n) for n in self.conv_jobs[0].layer.in_shape)
+
+    @property
+    def image_pixels(self):
+        """Pixels per image, one per input beat."""
+        return int(np.prod(self.image_shape))
+
+    @property
+    def classes(self):
+        """Logits per image: the last dense layer's outputs."""
+        return int(self.dense_jobs[-1].layer.out_shape[0])
+
+    @property
     def pipeline_latency(self):
         """Cycles from the controller issuing a tile's capture to the post-processor writing
         the tile's last row: the blocks' own latencies (feeder, array drain, post-processor)."""
@@ -245,7 +263,7 @@ class HardwarePlan:
         """Exact cycles of a run of ``images`` images, from the first pixel accepted to the last
         result delivered, with pixels and results never stalled.
 
-        The first image streams in (784 cycles, plus one to see it loaded); then each batch
+        The first image streams in (:attr:`image_pixels` cycles, plus one to see it loaded); then each batch
         runs its jobs back to back with :attr:`barrier` idle cycles before every job that
         reads the previous job's results; the last results drain through the array and the
         post-processor and leave one per cycle.
@@ -260,7 +278,7 @@ class HardwarePlan:
             raise HwlenetError(f"cycles are predicted for a run of at least 1 image, not "
                                f"{images!r}")
         conv, dense = self.conv_jobs, self.dense_jobs
-        total = IMAGE_PIXELS + 1
+        total = self.image_pixels + 1
         remaining = images
         while remaining > 0:
             batch = min(self.batch, remaining)

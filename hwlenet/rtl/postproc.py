@@ -9,7 +9,7 @@ from amaranth.utils import ceil_log2
 from .systolic import drain_signature
 from .arith import fit_layer, round_layer, table_address, window_sum
 
-__all__ = ["PostProcessor", "tile_tag_layout"]
+__all__ = ["PostProcessor", "output_signature", "tile_tag_layout"]
 
 
 def tile_tag_layout(plan):
@@ -25,6 +25,20 @@ def tile_tag_layout(plan):
         "slot": unsigned(ceil_log2(plan.cols + 1)),
         "count": unsigned(ceil_log2(plan.cols + 1)),
         "last": 1,
+    })
+
+
+def output_signature(plan):
+    """The post-processor's output, seen from it: in a cycle, lane ``c`` with ``valid[c]``
+    holds ``value[c]``, output channel ``channel`` of the tile tagged ``tag`` (conv jobs: lane
+    ``g`` is pooled window ``g`` of the block; dense jobs: lane ``c`` is image slot ``c``);
+    ``done`` marks the last outputs of a job."""
+    return wiring.Signature({
+        "valid": Out(data.ArrayLayout(1, plan.cols)),
+        "value": Out(data.ArrayLayout(signed(plan.value_width), plan.cols)),
+        "channel": Out(range(max(job.row_tiles for job in plan.jobs) * plan.rows)),
+        "tag": Out(tile_tag_layout(plan)),
+        "done": Out(1),
     })
 
 
@@ -77,11 +91,7 @@ class PostProcessor(wiring.Component):
             "drain": In(drain_signature(rows=plan.rows, cols=cols,
                                         accumulator_width=plan.accumulator_width,
                                         tag_shape=tag)),
-            "out_valid": Out(data.ArrayLayout(1, cols)),
-            "out_value": Out(data.ArrayLayout(signed(self.width), cols)),
-            "out_channel": Out(unsigned(16)),
-            "out_tag": Out(tag),
-            "out_done": Out(1),
+            "output": Out(output_signature(plan)),
         })
 
     def elaborate(self, platform):
@@ -150,7 +160,7 @@ class PostProcessor(wiring.Component):
 
         # cycle 0: the drained row arrives; per-channel constants are looked up
         tag = self.drain.tag
-        channel = Signal(16)
+        channel = Signal.like(self.output.channel)
         m.d.comb += channel.eq(tag.row_tile * plan.rows + self.drain.row)
 
         def constants(job):
@@ -291,8 +301,8 @@ class PostProcessor(wiring.Component):
         control = control.next(14)
 
         for c in range(cols):
-            m.d.comb += [self.out_value[c].eq(out[c]),
-                         self.out_valid[c].eq(control.valid & control.lanes[c])]
-        m.d.comb += [self.out_channel.eq(control.channel), self.out_tag.eq(control.tag),
-                     self.out_done.eq(control.done)]
+            m.d.comb += [self.output.value[c].eq(out[c]),
+                         self.output.valid[c].eq(control.valid & control.lanes[c])]
+        m.d.comb += [self.output.channel.eq(control.channel), self.output.tag.eq(control.tag),
+                     self.output.done.eq(control.done)]
         return m

@@ -6,13 +6,17 @@ from pathlib import Path
 import jinja2
 import numpy as np
 from amaranth.back import verilog
+from amaranth.hdl import Shape
 
 from .. import __version__
 from ..errors import HwlenetError
 from ..quant.artifact import save_artifact
 from ..sim import simulate
-from ..rtl.accelerator import LeNetAccelerator, result_layout, trace_layout
-from ..rtl.plan import IMAGE_PIXELS, plan_hardware
+from ..rtl.accelerator import LeNetAccelerator
+from ..rtl.loader import pixel_layout
+from ..rtl.plan import plan_hardware
+from ..rtl.streamer import result_layout
+from ..rtl.writer import trace_layout
 from .vectors import vector_file, write_vectors
 
 __all__ = ["LINT_WAIVERS", "bench_parameters", "emit_verilog", "traced_layers", "vector_files"]
@@ -44,12 +48,17 @@ def bench_parameters(plan):
     the scoreboard's window of images in flight and the per-result watchdog."""
     results = result_layout(plan)
     return {
-        "pixels": IMAGE_PIXELS,
+        "pixels": plan.image_pixels,
+        "pixel_bits": _width(pixel_layout(plan)["pixel"].shape),
         "classes": results["logits"].shape.length,
-        "label_bits": results["label"].shape.width,
+        "label_bits": _width(results["label"].shape),
         "window": 2 * plan.cols + 4,
         "watchdog": 2 * plan.predicted_cycles(plan.cols) + 1000,
     }
+
+
+def _width(shape):
+    return Shape.cast(shape).width
 
 
 def _field_offsets(layout):
@@ -59,7 +68,7 @@ def _field_offsets(layout):
 def vector_files(plan, layers):
     """Manifest entries of every vector file: pixels, logits, classes, each stored layer."""
     bench = bench_parameters(plan)
-    return ([vector_file("pixels", 8, False, bench["pixels"]),
+    return ([vector_file("pixels", bench["pixel_bits"], False, bench["pixels"]),
              vector_file("logits", plan.logit_format.width, True, bench["classes"]),
              vector_file("labels", bench["label_bits"], False, 1)]
             + [vector_file(layer["name"], plan.value_width, True, layer["size"])
@@ -101,7 +110,7 @@ def emit_verilog(qmodel, directory, rows=8, cols=8, images=None, cover=False, pr
         (directory / "vectors").mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise HwlenetError(f"cannot create {directory}: {error.strerror}") from None
-    images = np.zeros((0, 28, 28), np.uint8) if images is None else images
+    images = np.zeros((0, *plan.image_shape[1:]), np.uint8) if images is None else images
     ordinary = len(images)
     if cover:
         from .coverage import directed_vectors
@@ -126,7 +135,9 @@ def emit_verilog(qmodel, directory, rows=8, cols=8, images=None, cover=False, pr
         "version": __version__, "images": max(count, 1), "cols": cols, "layers": layers,
         "value_width": width, "logit_width": logit_width, **bench,
         "result_bits": result_layout(plan).size, "trace_bits": trace.size,
-        "trace": _field_offsets(trace), "trace_layer_bits": trace["layer"].shape.width,
+        "trace": _field_offsets(trace), "trace_layer_bits": _width(trace["layer"].shape),
+        "trace_image_bits": _width(trace["image"].shape.elem_shape),
+        "trace_index_bits": _width(trace["index"].shape.elem_shape),
         "result": _field_offsets(result_layout(plan)), "roms": roms,
         "vector_files": files, "lint_waivers": LINT_WAIVERS,
     }

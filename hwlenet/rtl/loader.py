@@ -1,0 +1,93 @@
+"""The input loader: streams each image's pixels into a free copy of the banked input buffer."""
+
+from amaranth.hdl import Module, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import WritePort
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from .fixedpoint import format_shape
+
+__all__ = ["InputLoader", "image_slots_signature", "pixel_layout"]
+
+
+def pixel_layout(plan):
+    """Input beat: one pixel of the first layer's input format, row-major; ``last`` on the
+    final pixel of the final image (it ends a partial batch)."""
+    return data.StructLayout({"pixel": format_shape(plan.input_format), "last": 1})
+
+
+def image_slots_signature():
+    """The two input-buffer copies, seen from the loader: ``full[i]`` while copy ``i`` holds an
+    image not yet released, ``last[i]`` when that image was marked last; the consumer pulses
+    ``release`` when it no longer needs the oldest full copy (copies are released in the order
+    they were filled)."""
+    return wiring.Signature({"full": Out(2), "last": Out(2), "release": In(1)})
+
+
+class InputLoader(wiring.Component):
+    """Writes pixel ``(c, y, x)`` of each image (beats in ``(c, y, x)`` order) into bank
+    ``bank(y + pad, x + pad)``, row ``address(c, y + pad, x + pad, copy)`` of the input buffer (:attr:`HardwarePlan.input_buffer`,
+    ``pad`` the first convolution's padding), alternating between its two copies.
+
+    A pixel is accepted (``ready``) while the copy being filled is not full; the image's last
+    pixel marks the copy full, so its image is visible on ``images`` the next cycle
+    (``LATENCY = 1``). Each ``release`` empties the oldest full copy the next cycle.
+
+    Parameters
+    ----------
+    plan : HardwarePlan
+    """
+
+    LATENCY = 1
+
+    def __init__(self, *, plan):
+        self.plan = plan
+        buffer = plan.input_buffer
+        super().__init__({
+            "pixels": In(stream.Signature(pixel_layout(plan))),
+            "writes": In(WritePort.Signature(addr_width=ceil_log2(buffer.depth),
+                                             shape=signed(plan.operand_width))).array(plan.cols),
+            "images": Out(image_slots_signature()),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        plan = self.plan
+        buffer = plan.input_buffer
+        channels, height, width = plan.image_shape
+        pad = plan.conv_jobs[0].layer.padding
+        pixel_c = Signal(range(channels))
+        pixel_x = Signal(range(width))
+        pixel_y = Signal(range(height))
+        filling = Signal()
+        releasing = Signal()
+        accept = self.pixels.valid & self.pixels.ready
+        m.d.comb += self.pixels.ready.eq(~self.images.full.bit_select(filling, 1))
+
+        y, x = pixel_y + pad, pixel_x + pad
+        row = Signal.like(self.writes[0].addr)
+        m.d.comb += row.eq(buffer.address(pixel_c, y, x, filling))
+        for bank, port in enumerate(self.writes):
+            m.d.comb += [port.addr.eq(row), port.data.eq(self.pixels.payload.pixel),
+                         port.en.eq(accept & (buffer.bank(y, x) == bank))]
+
+        image_done = (accept & (pixel_x == width - 1) & (pixel_y == height - 1)
+                      & (pixel_c == channels - 1))
+        with m.If(accept):
+            m.d.sync += pixel_x.eq(pixel_x + 1)
+            with m.If(pixel_x == width - 1):
+                m.d.sync += [pixel_x.eq(0), pixel_y.eq(pixel_y + 1)]
+                with m.If(pixel_y == height - 1):
+                    m.d.sync += [pixel_y.eq(0), pixel_c.eq(pixel_c + 1)]
+                    with m.If(pixel_c == channels - 1):
+                        m.d.sync += [pixel_c.eq(0), filling.eq(~filling)]
+        with m.If(self.images.release):
+            m.d.sync += releasing.eq(~releasing)
+        for copy in range(2):
+            with m.If(image_done & (filling == copy)):
+                m.d.sync += [self.images.full[copy].eq(1),
+                             self.images.last[copy].eq(self.pixels.payload.last)]
+            with m.If(self.images.release & (releasing == copy)):
+                m.d.sync += self.images.full[copy].eq(0)
+        return m

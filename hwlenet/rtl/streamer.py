@@ -1,0 +1,90 @@
+"""The result streamer: holds a batch's logits and sends one result beat per image."""
+
+from amaranth.hdl import Module, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .argmax import RunningArgmax
+from .fixedpoint import format_shape
+
+__all__ = ["ResultStreamer", "result_layout", "store_signature"]
+
+
+def result_layout(plan):
+    """Output beat: the image's logits (the artifact's logit format) and its class, the index of
+    the largest logit (lowest on ties)."""
+    return data.StructLayout({
+        "logits": data.ArrayLayout(format_shape(plan.logit_format), plan.classes),
+        "label": range(plan.classes),
+    })
+
+
+def store_signature(plan):
+    """The last layer's outputs, seen from their producer: in a cycle with ``valid[s]``, image
+    slot ``s`` gets logit ``index`` = ``value[s]``; ``finish`` (with the batch's image
+    ``count``) ends the batch."""
+    return wiring.Signature({
+        "valid": Out(data.ArrayLayout(1, plan.cols)),
+        "index": Out(range(plan.classes)),
+        "value": Out(data.ArrayLayout(format_shape(plan.logit_format), plan.cols)),
+        "finish": Out(1),
+        "count": Out(range(plan.cols + 1)),
+    })
+
+
+class ResultStreamer(wiring.Component):
+    """Stores each slot's logits as they are produced (one :class:`RunningArgmax` per slot
+    follows them) and, after ``finish``, sends ``count`` beats on ``results``, slot 0 first.
+    ``busy`` is high from the cycle after ``finish`` until the last beat is taken; a new batch
+    must not store before then.
+
+    Parameters
+    ----------
+    plan : HardwarePlan
+    """
+
+    def __init__(self, *, plan):
+        self.plan = plan
+        super().__init__({
+            "store": In(store_signature(plan)),
+            "results": Out(stream.Signature(result_layout(plan))),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        plan = self.plan
+        cols, classes = plan.cols, plan.classes
+        shape = format_shape(plan.logit_format)
+        logits = [[Signal(shape, name=f"logit_{slot}_{i}") for i in range(classes)]
+                  for slot in range(cols)]
+        labels = []
+        for slot in range(cols):
+            argmax = RunningArgmax(count=classes, shape=shape)
+            m.submodules[f"argmax_{slot}"] = argmax
+            m.d.comb += [argmax.valid.eq(self.store.valid[slot]),
+                         argmax.index.eq(self.store.index),
+                         argmax.value.eq(self.store.value[slot])]
+            labels.append(argmax.best)
+            with m.If(self.store.valid[slot]):
+                with m.Switch(self.store.index):
+                    for i in range(classes):
+                        with m.Case(i):
+                            m.d.sync += logits[slot][i].eq(self.store.value[slot])
+
+        count = Signal(range(cols + 1))
+        current = Signal(range(max(cols, 2)))
+        with m.If(self.store.finish):
+            m.d.sync += [self.busy.eq(1), count.eq(self.store.count), current.eq(0)]
+        with m.Switch(current):
+            for slot in range(cols):
+                with m.Case(slot):
+                    m.d.comb += [self.results.payload.logits[i].eq(logits[slot][i])
+                                 for i in range(classes)]
+                    m.d.comb += self.results.payload.label.eq(labels[slot])
+        m.d.comb += self.results.valid.eq(self.busy)
+        with m.If(self.results.valid & self.results.ready):
+            m.d.sync += current.eq(current + 1)
+            with m.If(current == count - 1):
+                m.d.sync += self.busy.eq(0)
+        return m

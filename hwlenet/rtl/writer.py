@@ -1,0 +1,133 @@
+"""The buffer writer: puts each post-processed output where the next job will read it."""
+
+import math
+
+from amaranth.hdl import Module, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.memory import WritePort
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from .postproc import output_signature
+from .streamer import store_signature
+
+__all__ = ["BufferWriter", "trace_layout"]
+
+
+def trace_layout(plan):
+    """Every value written to an on-chip buffer or the result registers, for diagnosis: the
+    artifact index of the layer it belongs to and, per lane, the image, the element index in
+    the layer's (channel, row, column) order and the value."""
+    cols = plan.cols
+    layers = plan.qmodel.layers
+    return data.StructLayout({
+        "valid": data.ArrayLayout(1, cols),
+        "layer": unsigned(ceil_log2(len(layers) + 1)),
+        "image": data.ArrayLayout(unsigned(32), cols),
+        "index": data.ArrayLayout(range(max(math.prod(layer.out_shape) for layer in layers)),
+                                  cols),
+        "value": data.ArrayLayout(signed(plan.value_width), cols),
+    })
+
+
+class BufferWriter(wiring.Component):
+    """Writes the post-processor's outputs (``LATENCY = 0``: in the cycle they appear):
+
+    * the first conv job's pooled outputs into the middle feature buffer, at
+      ``(channel, block_row + pad, block_col * cols / 4 + g + pad)`` for lane ``g`` (``pad`` the
+      second convolution's padding);
+    * the second conv job's into image slot ``slot``'s flattened-feature banks: sub-bank ``g``,
+      word ``(channel * height + block_row) * ceil(width / (cols / 4)) + block_col``;
+    * each dense job's but the last into its output banks, word ``channel`` of slot ``c``;
+    * the last dense job's to the result streamer (``store``), with ``finish`` on its ``done``.
+
+    ``trace`` shows every value written, with its layer, image and element index.
+
+    Parameters
+    ----------
+    plan : HardwarePlan
+    """
+
+    LATENCY = 0
+
+    def __init__(self, *, plan):
+        self.plan = plan
+        cols, groups = plan.cols, plan.cols // 4
+        operand = signed(plan.operand_width)
+
+        def writes(count, depth):
+            return In(WritePort.Signature(addr_width=ceil_log2(depth), shape=operand)).array(count)
+
+        members = {
+            "output": In(output_signature(plan)),
+            "mid_writes": writes(cols, plan.mid_buffer.depth),
+            "fc_writes": writes(cols * groups, plan.fc_input_depth),
+            "store": Out(store_signature(plan)),
+            "trace": Out(trace_layout(plan)),
+        }
+        for position, job in enumerate(plan.dense_jobs[:-1]):
+            members[f"dense{position}_writes"] = writes(cols, job.layer.out_shape[0])
+        super().__init__(members)
+
+    @property
+    def dense_writes(self):
+        return [getattr(self, f"dense{position}_writes")
+                for position in range(len(self.plan.dense_jobs) - 1)]
+
+    def elaborate(self, platform):
+        m = Module()
+        plan = self.plan
+        cols, groups = plan.cols, plan.cols // 4
+        conv, dense = plan.conv_jobs, plan.dense_jobs
+        source, trace = self.output, self.trace
+        tag, channel = source.tag, source.channel
+        mid = plan.mid_buffer
+        next_pad = conv[1].layer.padding
+        pooled_h, pooled_w = conv[-1].pool.out_shape[1:]
+        words_per_row = -(-pooled_w // groups)
+        for job in plan.jobs:
+            with m.If(tag.job == job.index):
+                m.d.comb += trace.layer.eq(plan.qmodel.layers.index(job.out_layer))
+                for c in range(cols):
+                    m.d.comb += [trace.valid[c].eq(source.valid[c]),
+                                 trace.value[c].eq(source.value[c])]
+                if job.kind == "conv":
+                    _, out_h, out_w = job.pool.out_shape
+                    for g in range(groups):
+                        px = tag.block_col * groups + g
+                        m.d.comb += [trace.image[g].eq(tag.image),
+                                     trace.index[g].eq(channel * out_h * out_w
+                                                       + tag.block_row * out_w + px)]
+                    if job is conv[0]:
+                        for bank, port in enumerate(self.mid_writes):
+                            for g in range(groups):
+                                py = tag.block_row + next_pad
+                                px = tag.block_col * groups + g + next_pad
+                                with m.If(source.valid[g] & (mid.bank(py, px) == bank)):
+                                    m.d.comb += [port.en.eq(1), port.data.eq(source.value[g]),
+                                                 port.addr.eq(mid.address(channel, py, px))]
+                    else:
+                        for slot in range(cols):
+                            for g in range(groups):
+                                port = self.fc_writes[slot * groups + g]
+                                m.d.comb += [
+                                    port.en.eq(source.valid[g] & (tag.slot == slot)),
+                                    port.data.eq(source.value[g]),
+                                    port.addr.eq(channel * pooled_h * words_per_row
+                                                 + tag.block_row * words_per_row
+                                                 + tag.block_col)]
+                else:
+                    for c in range(cols):
+                        m.d.comb += [trace.image[c].eq(tag.image + c), trace.index[c].eq(channel)]
+                    if job is not dense[-1]:
+                        for c, port in enumerate(self.dense_writes[dense.index(job)]):
+                            m.d.comb += [port.en.eq(source.valid[c]), port.addr.eq(channel),
+                                         port.data.eq(source.value[c])]
+                    else:
+                        m.d.comb += [self.store.valid.eq(source.valid),
+                                     self.store.index.eq(channel),
+                                     self.store.finish.eq(source.done),
+                                     self.store.count.eq(tag.count)]
+                        m.d.comb += [self.store.value[c].eq(source.value[c])
+                                     for c in range(cols)]
+        return m
