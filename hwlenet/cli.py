@@ -223,9 +223,12 @@ def _echo_coverage(coverage):
               help="number of test images to export as self-checking vectors")
 @click.option("--cover", is_flag=True,
               help="append directed vectors that index every reachable table entry")
+@click.option("--trace/--no-trace", default=True, show_default=True,
+              help="give the design its trace port (checked layer by layer); an FPGA build "
+                   "leaves it out and the bench then checks results only")
 @data_dir_option
 @json_option
-def emit_verilog_command(qmodel, out_dir, array, vectors, cover, data_dir, json_path):
+def emit_verilog_command(qmodel, out_dir, array, vectors, cover, trace, data_dir, json_path):
     """Write QMODEL's accelerator as Verilog with a self-checking testbench."""
     from .data import load_mnist
     from .quant.artifact import load_artifact
@@ -240,10 +243,12 @@ def emit_verilog_command(qmodel, out_dir, array, vectors, cover, data_dir, json_
         if vectors > len(test_split):
             raise HwlenetError(f"--vectors {vectors} exceeds the {len(test_split)} test images")
         images = test_split.head(vectors).images
-    manifest = emit_verilog(artifact, out_dir, rows, cols, images, cover=cover, progress=True)
+    manifest = emit_verilog(artifact, out_dir, rows, cols, images, cover=cover, progress=True,
+                            trace=trace)
     model = manifest["analytic"]
     click.echo(f"wrote {out_dir}: {artifact.arch} on a {rows}x{cols} array, "
-               f"{manifest['vectors']} test vectors ({manifest['directed_vectors']} directed)")
+               f"{manifest['vectors']} test vectors ({manifest['directed_vectors']} directed)"
+               + ("" if trace else ", no trace port (results checked only)"))
     _echo_coverage(manifest["coverage"])
     click.echo(f"  analytic {model['cycles_per_image']:.0f} cycles per image, utilization "
                f"{model['utilization']:.1%} ({model['nonzero_utilization']:.1%} counting "
@@ -336,3 +341,35 @@ def faultcheck(directory, faults, seed, jobs, simulator, json_path):
                        f"({fault['layer']} {fault['role']}): {fault['reason']}")
     if summary["missed"]:
         raise SystemExit(1)
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--target", required=True,
+              help="ecp5-25f, ecp5-45f, ecp5-85f (LFE5U, CABGA381, speed 6), ice40-up5k (sg48) "
+                   "or generic (Yosys cell counts only)")
+@click.option("--trace", is_flag=True, help="keep the trace port's logic (removed by default)")
+@click.option("--seed", type=click.IntRange(min=0), default=1, show_default=True,
+              help="nextpnr placement seed")
+@click.option("--freq", "frequency_mhz", type=click.FloatRange(min=0, min_open=True),
+              default=None, help="clock constraint in MHz (default: 125 for ECP5, 48 for iCE40)")
+@json_option
+def synth(directory, target, trace, seed, frequency_mhz, json_path):
+    """Synthesize, place and route an exported DIRECTORY with Yosys and nextpnr from PyPI.
+
+    Prints the resources used against the device's, Fmax, cycles and images per second and
+    whether it fits; logs and report.json go to DIRECTORY/synth/TARGET/.
+    """
+    from .synth import synthesize
+    from .synth.report import ProgressLine, format_report
+
+    progress = ProgressLine()
+    try:
+        report = synthesize(directory, target=target, trace=trace, seed=seed,
+                            frequency_mhz=frequency_mhz, progress=progress)
+    finally:
+        progress.close()
+    write_json(json_path, report)
+    for line in format_report(report):
+        click.echo(line)
+    click.echo(f"  logs and report.json: {report['folder']}")

@@ -23,6 +23,7 @@ from hwlenet.verify import cosim as cosim_module
 from hwlenet.verify.amaranth_bench import run_amaranth_bench
 from hwlenet.verify.cosim import read_export, run_cosim
 from hwlenet.verify.emit import emit_verilog
+from hwlenet.verify.faultcheck import run_faultcheck
 from hwlenet.verify.vectors import read_vectors
 
 VECTORS = 200
@@ -90,12 +91,12 @@ def _flip_rom_word(folder, rom, address, mask):
     """XOR ``mask`` into word ``address`` of ROM ``rom`` in the exported Verilog."""
     design = folder / "hwlenet_top.v"
     text = design.read_text()
-    pattern = re.compile(rf"(\b{rom}\[{address}\] = (\d+)'h)([0-9a-f]+);")
+    pattern = re.compile(rf"(\b{rom}\[{address}\] = (\d+)')([hd])([0-9a-f]+);")
     match = pattern.search(text)
     assert match, f"{rom}[{address}] not found"
-    word = int(match.group(3), 16) ^ mask
-    design.write_text(pattern.sub(lambda m: f"{m.group(1)}{word:0{len(m.group(3))}x};", text,
-                                  count=1))
+    base = 16 if match.group(3) == "h" else 10
+    word = int(match.group(4), base) ^ mask
+    design.write_text(pattern.sub(lambda m: f"{m.group(1)}h{word:x};", text, count=1))
 
 
 def _cosim_cli(folder, tmp_path, images=8):
@@ -303,15 +304,33 @@ def test_streams_tolerate_back_pressure(exports, qmodels):
     assert report["images"] == 2 and report["mismatches"] == 0
 
 
-def test_trace_port_is_optional(qmodels):
-    from amaranth.back import verilog
-
-    from hwlenet.rtl.accelerator import LeNetAccelerator
-
-    plan = plan_hardware(qmodels["lenet5-relu"], 4, 4)
-    bare = LeNetAccelerator(plan=plan, trace=False)
-    assert "trace" not in bare.signature.members
-    assert "trace" not in verilog.convert(bare, name="top", emit_src=False).split(");")[0]
+def test_no_trace_export_checks_results_and_catches_a_wrong_weight(tmp_path, qmodels,
+                                                                     vector_images):
+    """``--no-trace``: a design without the trace port, whose bench checks results only; it
+    is bit-exact, still catches a wrong weight (on the logits), and faultcheck refuses it."""
+    qmodel = qmodels["lenet5-relu"]
+    folder = tmp_path / "bare"
+    result = CliRunner().invoke(main, ["emit-verilog", str(tmp_path / "q.npz"), "--out",
+                                       str(folder)])
+    assert result.exit_code != 0  # no artifact there yet: a clear error, nothing written
+    assert not folder.exists()
+    manifest = emit_verilog(qmodel, folder, 4, 4, vector_images[:6], trace=False)
+    assert manifest["trace"] is False and manifest["traced_layers"] == []
+    ports = (folder / "hwlenet_top.v").read_text().split(");")[0]
+    assert "trace" not in ports and "pixels__payload" in ports
+    for simulator, count in (("verilator", 6), ("amaranth", 1)):
+        report = run_cosim(folder, simulator, count)
+        assert report["bit_exact"] and report["cycles"] == report["predicted_cycles"]
+    plan = plan_hardware(qmodel, 4, 4)
+    weights = plan.weight_rom()
+    lane, k = _observable_weight_flip(qmodel, "out", "out", vector_images[:6], plan.rows)
+    _flip_rom_word(folder, "weight_rom", weights.base("out") + k,
+                   ((1 << weights.lane_width) - 1) << (lane * weights.lane_width))
+    report = run_cosim(folder, "verilator", 6)
+    assert not report["bit_exact"]
+    assert report["first_mismatch"]["layer"] in ("logits", "class")
+    with pytest.raises(HwlenetError, match="--no-trace"):
+        run_faultcheck(folder, faults=1)
 
 
 def test_verilator_wave_of_a_short_run(exports):

@@ -346,7 +346,7 @@ class HardwarePlan:
             padded[: matrix.shape[0]] = matrix
             tiles = padded.reshape(job.row_tiles, self.rows, job.depth).transpose(0, 2, 1)
             layers_and_words.append((job.layer.name, tiles.reshape(-1, self.rows).tolist()))
-        return _rom("weight_rom", "weight_rom", "weights", self.weight_width, self.rows,
+        return _rom("weight_rom", "feeder.weight_rom", "weights", self.weight_width, self.rows,
                     layers_and_words)
 
     def bias_rom(self):

@@ -109,18 +109,20 @@ def run_amaranth_bench(directory, manifest, images, *, design, plan, stall_seed=
     async def check(ctx):
         ctx.set(dut.results.ready, 1)
         cycle, first_cycle, received, last_progress = 0, None, 0, 0
-        async for _, _, started, valid, ready, payload, trace in ctx.tick().sample(
+        traced = (dut.trace,) if manifest["trace"] else ()
+        async for _, _, started, valid, ready, payload, *trace in ctx.tick().sample(
                 dut.pixels.valid & dut.pixels.ready, dut.results.valid, dut.results.ready,
-                dut.results.payload, dut.trace):
+                dut.results.payload, *traced):
             cycle += 1
             if stalling:
                 ctx.set(dut.results.ready, int(rng.random() < 0.5))
             if started and first_cycle is None:
                 first_cycle = last_progress = cycle
-            for lane in range(plan.cols):
-                if trace.valid[lane]:
-                    scoreboard.write(trace.layer, trace.image[lane], trace.index[lane],
-                                     trace.value[lane], received, images, cycle)
+            for beat in trace:
+                for lane in range(plan.cols):
+                    if beat.valid[lane]:
+                        scoreboard.write(beat.layer, beat.image[lane], beat.index[lane],
+                                         beat.value[lane], received, images, cycle)
             if valid and ready:
                 for i in range(classes):
                     if payload.logits[i] != logits[received, i]:

@@ -58,8 +58,8 @@ def read_export(directory):
                            "create one with hwlenet emit-verilog") from None
     except (OSError, json.JSONDecodeError) as error:
         raise HwlenetError(f"cannot read {path}: {error}") from None
-    required = ("vectors", "coverage", "analytic", "array", "traced_layers", "predicted_cycles",
-                "batch_cycles", "widths", "memories", "vector_files", "bench")
+    required = ("vectors", "coverage", "analytic", "array", "trace", "traced_layers",
+                "predicted_cycles", "batch_cycles", "widths", "memories", "vector_files", "bench")
     if not isinstance(manifest, dict) or any(key not in manifest for key in required):
         raise HwlenetError(f"{path} is not an hwlenet export manifest of this version; "
                            "re-create the folder with hwlenet emit-verilog")
@@ -172,7 +172,7 @@ def check_design_identity(directory, manifest):
     directory = Path(directory)
     qmodel = load_artifact(directory / "model.npz")
     plan = plan_hardware(qmodel, manifest["array"]["rows"], manifest["array"]["cols"])
-    design = LeNetAccelerator(plan=plan)
+    design = LeNetAccelerator(plan=plan, trace=manifest["trace"])
     text = verilog.convert(design, name="hwlenet_top", emit_src=False)
     try:
         exported = (directory / "hwlenet_top.v").read_text()

@@ -76,7 +76,7 @@ def vector_files(plan, layers):
 
 
 def emit_verilog(qmodel, directory, rows=8, cols=8, images=None, cover=False, progress=False,
-                 design_ready=None):
+                 design_ready=None, trace=True):
     """Write the accelerator for ``qmodel`` and its co-simulation bench into ``directory``.
 
     Parameters
@@ -98,6 +98,10 @@ def emit_verilog(qmodel, directory, rows=8, cols=8, images=None, cover=False, pr
     design_ready : callable, optional
         Called with the folder once the design and the bench sources are written, before the
         vectors are computed (a caller may start building the bench meanwhile).
+    trace : bool
+        Give the design its ``trace`` port, so that the bench checks every stored layer and
+        not only the results. An FPGA build leaves it out (``False``); the bench then checks
+        the logits and classes only, and :mod:`~hwlenet.verify.faultcheck` refuses the folder.
 
     Returns
     -------
@@ -117,29 +121,30 @@ def emit_verilog(qmodel, directory, rows=8, cols=8, images=None, cover=False, pr
 
         images = np.concatenate([images, directed_vectors(qmodel, images, progress=progress)])
     count = len(images)
-    layers = traced_layers(plan)
+    layers = traced_layers(plan) if trace else []
     files = vector_files(plan, layers)
     width = plan.value_width
     logit_width = plan.logit_format.width
     model = plan.cycle_model()
     bench = bench_parameters(plan)
     roms = [rom.describe() for rom in plan.roms()]
-    design = LeNetAccelerator(plan=plan)
+    design = LeNetAccelerator(plan=plan, trace=trace)
     (directory / "hwlenet_top.v").write_text(
         verilog.convert(design, name="hwlenet_top", emit_src=False))
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
                                      keep_trailing_newline=True, trim_blocks=True,
                                      lstrip_blocks=True, undefined=jinja2.StrictUndefined)
-    trace = trace_layout(plan)
+    trace_fields = trace_layout(plan)
     context = {
         "version": __version__, "images": max(count, 1), "cols": cols, "layers": layers,
         "value_width": width, "logit_width": logit_width, **bench,
-        "result_bits": result_layout(plan).size, "trace_bits": trace.size,
-        "trace": _field_offsets(trace), "trace_layer_bits": _width(trace["layer"].shape),
-        "trace_image_bits": _width(trace["image"].shape.elem_shape),
-        "trace_index_bits": _width(trace["index"].shape.elem_shape),
+        "result_bits": result_layout(plan).size, "trace_bits": trace_fields.size,
+        "trace": _field_offsets(trace_fields),
+        "trace_layer_bits": _width(trace_fields["layer"].shape),
+        "trace_image_bits": _width(trace_fields["image"].shape.elem_shape),
+        "trace_index_bits": _width(trace_fields["index"].shape.elem_shape),
         "result": _field_offsets(result_layout(plan)), "roms": roms,
-        "vector_files": files, "lint_waivers": LINT_WAIVERS,
+        "vector_files": files, "lint_waivers": LINT_WAIVERS, "has_trace": trace,
     }
     for template, target in (("tb.v.j2", "tb.v"), ("tb_top.v.j2", "tb_top.v"),
                              ("sim_main.cpp.j2", "sim_main.cpp"), ("Makefile.j2", "Makefile"),
@@ -170,6 +175,7 @@ def emit_verilog(qmodel, directory, rows=8, cols=8, images=None, cover=False, pr
         "bench": bench,
         "predicted_cycles": {str(n): plan.predicted_cycles(n) for n in range(1, cols + 1)},
         "batch_cycles": plan.predicted_cycles(cols + 1) - plan.predicted_cycles(1),
+        "trace": bool(trace),
         "traced_layers": layers,
         "vector_files": files,
         "memories": roms,

@@ -68,6 +68,10 @@ class _Export:
     def __init__(self, directory):
         self.directory = Path(directory)
         self.manifest = cosim.read_export(self.directory)
+        if not self.manifest["trace"]:
+            raise HwlenetError(f"{self.directory} was exported with --no-trace: faultcheck "
+                               "names the first diverging layer, so it needs the trace port; "
+                               "export again without --no-trace")
         self.qmodel = load_artifact(self.directory / "model.npz")
         self.memories = self.manifest["memories"]
         self.traced = [layer["name"] for layer in self.manifest["traced_layers"]]
