@@ -141,3 +141,21 @@ def test_wrong_input_shape():
     layer, x = random_layer(3, "conv")
     with pytest.raises(HwlenetError, match="input shape"):
         kernels.conv_layer(layer, x[:, :, 1:, :])
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_finish_array_is_how_a_dense_layer_finishes(seed):
+    """``finish_array`` on a dense layer's accumulators gives the layer's outputs."""
+    layer, x = random_layer(seed, "dense")
+    acc = np.stack([[sum(int(w) * int(v) for w, v in zip(row, image.ravel()))
+                     for row in layer.weight] for image in x]) + np.asarray(
+        [int(b) for b in layer.aligned_bias()], dtype=object)
+    np.testing.assert_array_equal(kernels.finish_array(layer, acc.astype(np.int64)),
+                                  kernels.dense_layer(layer, x).astype(np.int64))
+
+
+def test_finish_array_refuses_layers_without_accumulators():
+    layer, _ = random_layer(3, "maxpool")
+    with pytest.raises(HwlenetError, match="no accumulators"):
+        kernels.finish_array(layer, np.zeros(3, np.int64))

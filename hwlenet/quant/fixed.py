@@ -91,6 +91,12 @@ class FixedFormat:
         return max(-self.min_int, self.max_int)
 
     @property
+    def signed_width(self):
+        """Bits of a two's-complement container for every integer of this format: ``width``,
+        one more for an unsigned format (hardware that mixes formats works in these)."""
+        return self.width + (0 if self.signed else 1)
+
+    @property
     def lsb(self):
         """The value of one least significant bit, ``2**-frac``."""
         return math.ldexp(1.0, -self.frac)

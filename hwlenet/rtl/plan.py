@@ -175,11 +175,6 @@ class RomImage:
                 "width": self.width, "segments": self.segments}
 
 
-def _signed_width(fmt):
-    """Bits of a signed container for integers of ``fmt`` (one more for unsigned formats)."""
-    return fmt.width + (0 if fmt.signed else 1)
-
-
 def _magnitude_width(values):
     """Bits of a signed container for every integer in ``values``."""
     return max([abs(int(v)).bit_length() + 1 for v in values] + [2])
@@ -334,7 +329,7 @@ class HardwarePlan:
             formats.append(layer.output_format)
             if layer.pre_format is not None:
                 formats.append(layer.pre_format)
-        return max(_signed_width(fmt) for fmt in formats)
+        return max(fmt.signed_width for fmt in formats)
 
     def weight_rom(self):
         """:class:`RomImage` of the weights: one word of ``rows`` weights per (row tile, k);
@@ -466,8 +461,8 @@ def plan_hardware(qmodel, rows=8, cols=8):
             job.ktable = [(0, k) for k in range(job.depth)]
         jobs.append(job)
     computing = [pair[0] for pair in conv_pairs] + list(dense_layers)
-    operand_widths = [_signed_width(lay.input_format) for lay in computing]
-    operand_widths += [_signed_width(pool.output_format) for _, pool in conv_pairs]
+    operand_widths = [lay.input_format.signed_width for lay in computing]
+    operand_widths += [pool.output_format.signed_width for _, pool in conv_pairs]
     bias_width = _magnitude_width(b for lay in computing for b in lay.aligned_bias())
     return HardwarePlan(
         qmodel=qmodel, rows=rows, cols=cols, jobs=jobs,

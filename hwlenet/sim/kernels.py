@@ -20,6 +20,7 @@ __all__ = [
     "ROUNDING_CODES",
     "conv_layer",
     "dense_layer",
+    "finish_array",
     "maxpool_layer",
     "requantize_array",
     "run_layer",
@@ -90,6 +91,12 @@ def _finish(acc, post, lut):
     if activation == 2:
         return lut[value - lut_offset]
     return value
+
+
+@njit(cache=True)
+def _finish_kernel(values, post, lut, out):
+    for i in range(values.size):
+        out[i] = _finish(values[i], post, lut)
 
 
 @njit(cache=True)
@@ -230,6 +237,30 @@ def run_layer(layer, x):
     """Any artifact layer on its integer inputs: the function of its ``kind``."""
     return {"conv": conv_layer, "dense": dense_layer, "subsample": subsample_layer,
             "maxpool": maxpool_layer}[layer.kind](layer, x)
+
+
+def finish_array(layer, acc):
+    """A layer's outputs from its accumulators (bias included), compiled: ReLU, requantize and
+    the tanh table exactly as the layer kernels finish every output.
+
+    Parameters
+    ----------
+    layer : QLayer
+        A layer with weights.
+    acc : numpy.ndarray of int
+        Accumulators, any shape.
+
+    Returns
+    -------
+    numpy.ndarray of int64, shaped like ``acc``
+    """
+    if not layer.has_weights:
+        raise HwlenetError(f"layer {layer.name}: a {layer.kind} layer has no accumulators")
+    values = np.ascontiguousarray(acc, dtype=np.int64)
+    out = np.empty_like(values)
+    post, lut = _post(layer)
+    _finish_kernel(values.ravel(), post, lut, out.ravel())
+    return out
 
 
 def requantize_array(values, from_frac, fmt):

@@ -213,27 +213,16 @@ def _flip_deltas(layer):
     return flipped - weight
 
 
-def _outputs(layer, acc):
-    """A layer's outputs from its accumulators (int64), as the simulator kernels compute
-    them."""
-    if layer.activation == "relu":
-        acc = np.maximum(acc, 0)
-    value = kernels.requantize_array(acc, layer.acc_frac, layer.requant_format())
-    if layer.activation == "tanh":
-        return layer.lut.astype(np.int64)[value - layer.pre_format.min_int]
-    return value
-
-
 def _visible_flips(layer, x, deltas):
     """Which bit flips of a dense layer's weights (``deltas`` from :func:`_flip_deltas`)
     change its output for some image of ``x``: bool, shaped like ``deltas``."""
     x = x.reshape(len(x), -1).astype(np.int64)
     acc = x @ layer.weight.T.astype(np.int64) + layer.aligned_bias()
-    before = _outputs(layer, acc)
+    before = kernels.finish_array(layer, acc)
     visible = np.zeros(deltas.shape, dtype=bool)
     for row, sums, outputs in zip(x, acc, before):
         used = np.flatnonzero(row)
-        after = _outputs(layer, sums[:, None, None] + deltas[:, used] * row[used, None])
+        after = kernels.finish_array(layer, sums[:, None, None] + deltas[:, used] * row[used, None])
         visible[:, used] |= after != outputs[:, None, None]
     return visible
 
