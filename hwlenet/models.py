@@ -147,13 +147,22 @@ class LeNet5Relu(nn.Module):
     arch = "relu"
     trace_names = ("c1", "p1", "c3", "p2", "fc1", "fc2", "out")
 
-    def __init__(self):
+    def __init__(self, *, maps=(6, 16), hidden=(120, 84), classes=10):
+        """``maps``: C1's and C3's output maps; ``hidden``: the widths of FC1 and FC2;
+        ``classes``: the outputs (the defaults are LeNet-5's; other sizes make variants)."""
         super().__init__()
-        self.c1 = nn.Conv2d(1, 6, 5)
-        self.c3 = nn.Conv2d(6, 16, 5)
-        self.fc1 = nn.Linear(400, 120)
-        self.fc2 = nn.Linear(120, 84)
-        self.out = nn.Linear(84, 10)
+        sizes = {"maps": maps, "hidden": hidden}
+        for name, pair in sizes.items():
+            if (not isinstance(pair, tuple) or len(pair) != 2
+                    or any(not isinstance(n, int) or n < 1 for n in pair)):
+                raise ValueError(f"{name} must be two positive integers, not {pair!r}")
+        if not isinstance(classes, int) or classes < 2:
+            raise ValueError(f"classes must be an integer of at least 2, not {classes!r}")
+        self.c1 = nn.Conv2d(1, maps[0], 5)
+        self.c3 = nn.Conv2d(maps[0], maps[1], 5)
+        self.fc1 = nn.Linear(maps[1] * 25, hidden[0])
+        self.fc2 = nn.Linear(hidden[0], hidden[1])
+        self.out = nn.Linear(hidden[1], classes)
 
     def forward_trace(self, pixels, pre_activations=None):
         """Every layer's output (after its activation), keyed by layer name, in order.

@@ -357,3 +357,34 @@ def test_cover_adds_directed_vectors_that_raise_table_coverage(tmp_path, qmodels
     assert hit(plain) < hit(covered) and hit(covered) >= 0.99 * reachable
     report = run_cosim(tmp_path / "covered", "verilator", jobs=2)
     assert report["bit_exact"] and report["coverage"] == covered["coverage"]
+
+
+@pytest.mark.parametrize("seed,array", [(11, (4, 4)), (12, (3, 8))])
+def test_randomly_shaped_lenet_variant_is_bit_exact(tmp_path, digit_images, seed, array):
+    """A LeNet-5 with random channel counts, dense widths and classes (random weights): the
+    shapes come from the artifact, and the export co-simulates bit-exactly in exactly the
+    predicted cycles."""
+    import torch
+
+    from hwlenet.models import LeNet5Relu
+
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    model = LeNet5Relu(maps=(int(rng.integers(2, 10)), int(rng.integers(3, 20))),
+                       hidden=(int(rng.integers(8, 70)), int(rng.integers(4, 40))),
+                       classes=int(rng.integers(2, 14)))
+    qmodel = quantize_model(model, digit_images[0][:200])
+    assert [layer.out_shape for layer in qmodel.layers][-1] == (model.out.out_features,)
+    report_rows = emit_verilog(qmodel, tmp_path, *array, digit_images[1][:5])
+    assert report_rows["bench"]["classes"] == model.out.out_features
+    report = run_cosim(tmp_path, "verilator", 5)
+    assert report["bit_exact"] and report["cycles"] == report["predicted_cycles"]
+
+
+def test_lenet_variant_sizes_are_validated():
+    from hwlenet.models import LeNet5Relu
+
+    with pytest.raises(ValueError, match="maps must be two positive integers"):
+        LeNet5Relu(maps=(6, 0))
+    with pytest.raises(ValueError, match="classes must be an integer of at least 2"):
+        LeNet5Relu(classes=1)

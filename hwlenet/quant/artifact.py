@@ -222,8 +222,10 @@ class QuantizedModel:
             elif layer.output_format != layer.input_format or layer.activation != "none":
                 raise HwlenetError(f"{where}: max-pooling keeps its input format")
             previous, shape = layer.output_format, layer.out_shape
-        if self.layers and tuple(self.layers[-1].out_shape) != (10,):
-            raise HwlenetError("the last layer must produce 10 logits")
+        if self.layers and (len(self.layers[-1].out_shape) != 1
+                            or self.layers[-1].out_shape[0] < 2):
+            raise HwlenetError(f"the last layer must produce a vector of at least 2 logits, not "
+                               f"shape {tuple(self.layers[-1].out_shape)}")
 
     @staticmethod
     def _validate_weighted(layer, where):

@@ -124,14 +124,21 @@ def _folded_layers(model):
             ("f6", "dense", state["f6.weight"], state["f6.bias"], 0, "tanh", (120,), (84,)),
             ("out", "dense", state["out.weight"], state["out.bias"], 0, "none", (84,), (10,)),
         ]
+    maps1, maps2 = c1_w.shape[0], state["c3.weight"].shape[0]
+    hidden1, hidden2 = state["fc1.weight"].shape[0], state["fc2.weight"].shape[0]
+    classes = state["out.weight"].shape[0]
     return [
-        ("c1", "conv", c1_w, c1_b, 2, "relu", (1, 28, 28), (6, 28, 28)),
-        ("p1", "maxpool", None, None, 0, "none", (6, 28, 28), (6, 14, 14)),
-        ("c3", "conv", state["c3.weight"], state["c3.bias"], 0, "relu", (6, 14, 14), (16, 10, 10)),
-        ("p2", "maxpool", None, None, 0, "none", (16, 10, 10), (16, 5, 5)),
-        ("fc1", "dense", state["fc1.weight"], state["fc1.bias"], 0, "relu", (400,), (120,)),
-        ("fc2", "dense", state["fc2.weight"], state["fc2.bias"], 0, "relu", (120,), (84,)),
-        ("out", "dense", state["out.weight"], state["out.bias"], 0, "none", (84,), (10,)),
+        ("c1", "conv", c1_w, c1_b, 2, "relu", (1, 28, 28), (maps1, 28, 28)),
+        ("p1", "maxpool", None, None, 0, "none", (maps1, 28, 28), (maps1, 14, 14)),
+        ("c3", "conv", state["c3.weight"], state["c3.bias"], 0, "relu", (maps1, 14, 14),
+         (maps2, 10, 10)),
+        ("p2", "maxpool", None, None, 0, "none", (maps2, 10, 10), (maps2, 5, 5)),
+        ("fc1", "dense", state["fc1.weight"], state["fc1.bias"], 0, "relu", (maps2 * 25,),
+         (hidden1,)),
+        ("fc2", "dense", state["fc2.weight"], state["fc2.bias"], 0, "relu", (hidden1,),
+         (hidden2,)),
+        ("out", "dense", state["out.weight"], state["out.bias"], 0, "none", (hidden2,),
+         (classes,)),
     ]
 
 

@@ -17,7 +17,7 @@ __all__ = ["SimulationResult", "check_images", "compare_with_float", "float_mode
 
 @dataclass
 class SimulationResult:
-    """Integer logits ``(N, 10)``, predicted classes ``(N,)`` and, when traced, every layer's
+    """Integer logits ``(N, classes)``, predicted classes ``(N,)`` and, when traced, every layer's
     integer output by layer name (shapes ``(N, *out_shape)``)."""
 
     logits: np.ndarray
