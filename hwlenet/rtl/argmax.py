@@ -26,7 +26,7 @@ class RunningArgmax(wiring.Component):
     LATENCY = 1
 
     def __init__(self, *, count, shape):
-        if not isinstance(count, int) or count < 1:
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise TypeError(f"count must be a positive integer, not {count!r}")
         self.count = count
         self.value_shape = Shape.cast(shape)

@@ -34,7 +34,7 @@ class ProcessingElement(wiring.Component):
     def __init__(self, *, weight_width, operand_width, accumulator_width):
         for name, value in (("weight_width", weight_width), ("operand_width", operand_width),
                             ("accumulator_width", accumulator_width)):
-            if not isinstance(value, int) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise TypeError(f"{name} must be a positive integer, not {value!r}")
         super().__init__({
             "w_in": In(signed(weight_width)),

@@ -34,7 +34,8 @@ def store_signature(plan):
 
 class ResultStreamer(wiring.Component):
     """Stores each slot's logits as they are produced (one :class:`RunningArgmax` per slot
-    follows them) and, after ``finish``, sends ``count`` beats on ``results``, slot 0 first.
+    follows them) and, after ``finish``, sends ``count`` beats on ``results``, slot 0 first (a
+    ``finish`` with ``count`` 0 sends nothing).
     ``busy`` is high from the cycle after ``finish`` until the last beat is taken; a new batch
     must not store before then.
 
@@ -74,7 +75,7 @@ class ResultStreamer(wiring.Component):
 
         count = Signal(range(cols + 1))
         current = Signal(range(max(cols, 2)))
-        with m.If(self.store.finish):
+        with m.If(self.store.finish & (self.store.count != 0)):
             m.d.sync += [self.busy.eq(1), count.eq(self.store.count), current.eq(0)]
         with m.Switch(current):
             for slot in range(cols):

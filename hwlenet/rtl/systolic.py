@@ -65,7 +65,7 @@ class SystolicArray(wiring.Component):
         for name, value in (("rows", rows), ("cols", cols), ("weight_width", weight_width),
                             ("operand_width", operand_width),
                             ("accumulator_width", accumulator_width)):
-            if not isinstance(value, int) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise TypeError(f"{name} must be a positive integer, not {value!r}")
         self.rows, self.cols = rows, cols
         self.widths = dict(weight_width=weight_width, operand_width=operand_width,

@@ -1,0 +1,178 @@
+import numpy as np
+import pytest
+from amaranth.hdl import Shape
+from amaranth.sim import Simulator
+
+from hwlenet.checkpoint import resolve_model
+from hwlenet.quant.quantize import quantize_model
+from hwlenet.rtl.feeder import OperandFeeder
+from hwlenet.rtl.plan import plan_hardware
+from hwlenet.rtl.postproc import tile_tag_layout
+
+CALIBRATION = np.random.default_rng(4).integers(0, 256, (16, 28, 28), dtype=np.uint8)
+TAG_FIELDS = ("job", "row_tile", "block_row", "block_col", "image", "slot", "count", "last")
+
+
+@pytest.fixture(scope="module")
+def plans():
+    cache = {}
+
+    def plan(name, rows, cols):
+        if (name, rows, cols) not in cache:
+            qmodel = quantize_model(resolve_model(name)[0], CALIBRATION)
+            cache[name, rows, cols] = plan_hardware(qmodel, rows, cols)
+        return cache[name, rows, cols]
+    return plan
+
+
+class Banks:
+    """A Python model of ``ports`` synchronous-read banks holding random operands: each cycle
+    a port shows the word at the address it was given the cycle before."""
+
+    def __init__(self, ports, width, rng):
+        self.ports = ports
+        self.words = [rng.integers(-(1 << width - 1), 1 << width - 1, 1 << len(port.addr))
+                      for port in ports]
+        self.addresses = [0] * len(ports)
+
+    def serve(self, ctx):
+        for port, words, address in zip(self.ports, self.words, self.addresses):
+            ctx.set(port.data, int(words[address]))
+
+    def sample(self, ctx):
+        self.addresses = [ctx.get(port.addr) for port in self.ports]
+
+
+def feature_location(buffer, half, channel, y, x, copy):
+    """``(bank, row)`` of ``(channel, y, x)``: banks ``(y % 2, x % half)``, row
+    ``channel * plane + (y // 2) * row_words + x // half (+ copy * copy_words)``."""
+    row_words = buffer.width // half
+    plane = buffer.height // 2 * row_words
+    row = channel * plane + (y // 2) * row_words + x // half
+    if buffer.copies > 1:
+        row += copy * buffer.channels * plane
+    return (y % 2) * half + x % half, row
+
+
+def expected_edge(plan, banks, token):
+    """The weights and operands a valid token must bring to the edge, from the artifact's
+    weights and the buffers' contents (``k`` walks the weights' flattened reduction axis)."""
+    rows, cols = plan.rows, plan.cols
+    half, groups = cols // 2, cols // 4
+    job = plan.jobs[token["job"]]
+    layer = job.layer
+    matrix = layer.weight.reshape(layer.weight.shape[0], -1)
+    k = token["k"]
+    weights = [int(matrix[token["row_tile"] * rows + r, k])
+               if token["row_tile"] * rows + r < matrix.shape[0] else 0 for r in range(rows)]
+    operands = []
+    if job.kind == "conv":
+        channel, ky, kx = np.unravel_index(k, layer.weight.shape[1:])
+        first = job is plan.conv_jobs[0]
+        buffer = plan.input_buffer if first else plan.mid_buffer
+        memory = banks["input"] if first else banks["mid"]
+        for c in range(cols):
+            y = 2 * token["block_row"] + c // half + ky
+            x = half * token["block_col"] + c % half + kx
+            bank, row = feature_location(buffer, half, channel, y, x, token["copy"])
+            operands.append(int(memory.words[bank][row]))
+    elif job is plan.dense_jobs[0]:
+        # feature k of the flattened pooled maps, where the buffer writer put it
+        pool_c, pool_h, pool_w = plan.conv_jobs[-1].pool.out_shape
+        channel, py, px = np.unravel_index(k, (pool_c, pool_h, pool_w))
+        row = (channel * pool_h + py) * -(-pool_w // groups) + px // groups
+        operands = [int(banks["fc"].words[slot * groups + px % groups][row])
+                    for slot in range(cols)]
+    else:
+        position = plan.dense_jobs.index(job)
+        operands = [int(banks[f"dense{position - 1}"].words[slot][k]) for slot in range(cols)]
+    return weights, operands
+
+
+def random_tokens(plan, rng, count):
+    """Tokens as the controller issues them: runs of consecutive steps of one tile of a random
+    job, and single tokens of random jobs back to back; some invalid (steps past the depth,
+    flushes) with random coordinates, every field of the tag random."""
+    tag_layout = tile_tag_layout(plan)
+    tokens = []
+    while len(tokens) < count:
+        job = plan.jobs[int(rng.integers(len(plan.jobs)))]
+        base = {"job": job.index, "row_tile": int(rng.integers(job.row_tiles)),
+                "block_row": int(rng.integers(getattr(job, "block_rows", 1))),
+                "block_col": int(rng.integers(getattr(job, "block_cols", 1))),
+                "copy": int(rng.integers(2))}
+        if job.kind == "dense":  # coordinates a dense job ignores
+            base.update(block_row=int(rng.integers(4)), block_col=int(rng.integers(4)))
+        run = int(rng.integers(1, 12)) if rng.random() < 0.4 else 1
+        start = int(rng.integers(job.tile_period))
+        for step in range(start, min(start + run, job.tile_period)):
+            kind = rng.random()
+            token = {**base, "k": step, "valid": int(step < job.depth and kind > 0.1),
+                     "clear": int(rng.integers(2)), "capture": int(rng.integers(2)),
+                     "tag": {name: int(rng.integers(1 << Shape.cast(tag_layout[name].shape).width))
+                             for name in TAG_FIELDS}}
+            tokens.append(token)
+    return tokens[:count]
+
+
+@pytest.mark.parametrize("name,rows,cols", [("lenet5-relu", 4, 4), ("lenet5-classic", 3, 8),
+                                            ("lenet5-relu", 8, 8)])
+def test_edges_carry_the_planned_weights_and_operands(plans, name, rows, cols):
+    """For every token, ``LATENCY`` cycles later (measured): its flags and tag and, for a
+    valid one, the weights of its row tile and step and every column's operand read from the
+    buffers modelled in Python at the address the docstring's formulas give."""
+    plan = plans(name, rows, cols)
+    rng = np.random.default_rng(rows * 10 + cols)
+    dut = OperandFeeder(plan=plan)
+    width = plan.operand_width
+    banks = {"input": Banks(dut.input_read, width, rng), "mid": Banks(dut.mid_read, width, rng),
+             "fc": Banks(dut.fc_read, width, rng)}
+    for position, ports in enumerate(dut.dense_read):
+        banks[f"dense{position}"] = Banks(ports, width, rng)
+    tokens = random_tokens(plan, rng, 300)
+    idle = {"valid": 0, "clear": 0, "capture": 0, "job": 0, "row_tile": 0, "block_row": 0,
+            "block_col": 0, "k": 0, "copy": 0, "tag": {name: 0 for name in TAG_FIELDS}}
+    edges = []
+
+    async def bench(ctx):
+        for cycle in range(len(tokens) + OperandFeeder.LATENCY + 2):
+            for memory in banks.values():
+                memory.serve(ctx)
+            ctx.set(dut.issue.token, tokens[cycle] if cycle < len(tokens) else idle)
+            for memory in banks.values():
+                memory.sample(ctx)
+            flags, tag = ctx.get(dut.edge.flags), ctx.get(dut.edge.tag)
+            w_edge, x_edge = ctx.get(dut.edge.w_edge), ctx.get(dut.edge.x_edge)
+            edges.append({
+                "flags": (flags.valid, flags.clear, flags.capture),
+                "tag": {name: getattr(tag, name) for name in TAG_FIELDS},
+                "weights": [w_edge[r] for r in range(rows)],
+                "operands": [x_edge[c] for c in range(cols)]})
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+
+    # the latency, measured: the one delay at which every token's random tag comes out
+    delays = [delay for delay in range(len(edges) - len(tokens) + 1)
+              if all(edges[cycle + delay]["tag"] == token["tag"]
+                     for cycle, token in enumerate(tokens))]
+    assert delays == [OperandFeeder.LATENCY]
+    checked = {"conv": 0, "dense": 0}
+    for cycle, token in enumerate(tokens):
+        edge = edges[cycle + OperandFeeder.LATENCY]
+        assert edge["flags"] == (token["valid"], token["clear"], token["capture"]), cycle
+        if token["valid"]:
+            weights, operands = expected_edge(plan, banks, token)
+            assert edge["weights"] == weights, (cycle, token)
+            assert edge["operands"] == operands, (cycle, token)
+            checked[plan.jobs[token["job"]].kind] += 1
+    # the idle tail brings nothing valid
+    assert all(edge["flags"] == (0, 0, 0) for edge in edges[len(tokens) + OperandFeeder.LATENCY:])
+    # every job was seen with valid tokens, at both copies of the input buffer
+    valid = [token for token in tokens if token["valid"]]
+    assert {token["job"] for token in valid} == {job.index for job in plan.jobs}
+    assert {token["copy"] for token in valid if token["job"] == 0} == {0, 1}
+    assert checked["conv"] > 50 and checked["dense"] > 50
