@@ -14,8 +14,8 @@ from amaranth.hdl import Mux
 
 from .fixedpoint import fit, round_shift
 
-__all__ = ["fit_layer", "requantize_layer", "round_layer", "table_address", "window_sum",
-           "window_total"]
+__all__ = ["fit_layer", "requantize_layer", "round_layer", "scaled", "table_address",
+           "window_sum", "window_total"]
 
 
 def requantize_layer(total, layer):
@@ -64,3 +64,20 @@ def window_total(window, coef, bias):
 def table_address(base, index, fmt):
     """ROM address of table entry ``index - fmt.min_int`` for a table stored from ``base``."""
     return base + index - fmt.min_int
+
+
+def scaled(value, constant):
+    """``value * constant`` for a non-negative integer ``constant``: for an Amaranth value, a
+    sum of shifted copies of ``value`` (one per set bit), so that synthesis spends adders, not
+    a hardware multiplier, on an address formula; for a Python integer, the product."""
+    if not isinstance(constant, int) or constant < 0:
+        raise TypeError(f"constant must be a non-negative integer, not {constant!r}")
+    if isinstance(value, int):
+        return value * constant
+    terms = [value << bit for bit in range(constant.bit_length()) if constant >> bit & 1]
+    if not terms:
+        return value & 0
+    total = terms[0]
+    for term in terms[1:]:
+        total = total + term
+    return total

@@ -7,6 +7,7 @@ from amaranth.lib.memory import Memory, ReadPort
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2, exact_log2
 
+from .arith import scaled
 from .controller import issue_signature
 from .postproc import tile_tag_layout
 from .systolic import edge_signature
@@ -132,7 +133,7 @@ class OperandFeeder(wiring.Component):
                 for job in plan.jobs:
                     with m.Case(job.index):
                         m.d.comb += weight_port.addr.eq(
-                            weights.base(job.layer.name) + token1.row_tile * job.depth
+                            weights.base(job.layer.name) + scaled(token1.row_tile, job.depth)
                             + token1.k)
                         if job.kind == "conv":
                             m.d.comb += conv_port.addr.eq(conv_bases[job.index] + token1.k)

@@ -19,6 +19,7 @@ import numpy as np
 from amaranth.utils import exact_log2
 
 from ..errors import HwlenetError
+from .arith import scaled
 from .feeder import OperandFeeder
 from .postproc import PostProcessor
 from .systolic import SystolicArray
@@ -114,8 +115,8 @@ class FeatureBuffer:
         """The bank row holding ``(channel, y, x)`` of copy ``copy``: integers or Amaranth
         values alike (the loader, the writer and the feeder all address through it)."""
         shift = exact_log2(self.half_cols)
-        row = channel * self.plane + (y >> 1) * self.row_words + (x >> shift)
-        return row + copy * self.copy_words if self.copies > 1 else row
+        row = scaled(channel, self.plane) + scaled(y >> 1, self.row_words) + (x >> shift)
+        return row + scaled(copy, self.copy_words) if self.copies > 1 else row
 
     def bank(self, y, x):
         """The bank holding column ``x`` of row ``y``: ``(y % 2) * half_cols + x % half_cols``
@@ -216,6 +217,20 @@ class HardwarePlan:
     @property
     def batch(self):
         return self.cols
+
+    @property
+    def fc_subbanks(self):
+        """Sub-banks per image slot of the flattened features (the last pooling layer's
+        outputs): output ``(c, y, x)`` is in sub-bank ``x % fc_subbanks``."""
+        return self.cols // 4
+
+    def fc_address(self, channel, row, word):
+        """The word of a slot's flattened-feature sub-banks holding pooled output
+        ``(channel, row, word * fc_subbanks + sub-bank)``: integers or Amaranth values alike
+        (the k-table of the first dense job and the writer both address through it)."""
+        _, height, width = self.conv_jobs[-1].pool.out_shape
+        words_per_row = -(-width // self.fc_subbanks)
+        return scaled(channel, height * words_per_row) + scaled(row, words_per_row) + word
 
     @property
     def input_format(self):
@@ -444,33 +459,29 @@ def plan_hardware(qmodel, rows=8, cols=8):
                                      half * math.ceil(width / half), half,
                                      copies=2 if position == 0 else 1))
         jobs.append(job)
-    last_pool = conv_pairs[-1][1]
-    subbanks = cols // 4
-    pool_c, pool_h, pool_w = last_pool.out_shape
-    words_per_row = math.ceil(pool_w / subbanks)
-    fc_depth = pool_c * pool_h * words_per_row
-    for position, layer in enumerate(dense_layers):
+    for layer in dense_layers:
         job = DenseJob(len(jobs), layer)
         job.row_tiles = math.ceil(layer.out_shape[0] / rows)
         job.tile_period = max(job.depth, rows, cols + 1)
-        if position == 0:
-            job.ktable = [((px % subbanks), c * pool_h * words_per_row + py * words_per_row
-                           + px // subbanks)
-                          for c in range(pool_c) for py in range(pool_h) for px in range(pool_w)]
-        else:
-            job.ktable = [(0, k) for k in range(job.depth)]
+        job.ktable = [(0, k) for k in range(job.depth)]
         jobs.append(job)
     computing = [pair[0] for pair in conv_pairs] + list(dense_layers)
     operand_widths = [lay.input_format.signed_width for lay in computing]
     operand_widths += [pool.output_format.signed_width for _, pool in conv_pairs]
     bias_width = _magnitude_width(b for lay in computing for b in lay.aligned_bias())
-    return HardwarePlan(
+    pool_c, pool_h, pool_w = conv_pairs[-1][1].out_shape
+    plan = HardwarePlan(
         qmodel=qmodel, rows=rows, cols=cols, jobs=jobs,
         input_buffer=buffers[0], mid_buffer=buffers[1],
-        fc_input_depth=fc_depth,
+        fc_input_depth=pool_c * pool_h * math.ceil(pool_w / (cols // 4)),
         weight_width=max(lay.weight_format.width for lay in computing),
         operand_width=max(operand_widths),
         accumulator_width=max(lay.accumulator_width for lay in computing),
         bias_width=bias_width,
         logit_format=dense_layers[-1].output_format,
     )
+    subbanks = plan.fc_subbanks
+    plan.dense_jobs[0].ktable = [(px % subbanks, plan.fc_address(c, py, px // subbanks))
+                                 for c in range(pool_c) for py in range(pool_h)
+                                 for px in range(pool_w)]
+    return plan

@@ -7,7 +7,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .systolic import drain_signature
-from .arith import fit_layer, round_layer, table_address, window_sum
+from .arith import fit_layer, round_layer, scaled, table_address, window_sum
 
 __all__ = ["PostProcessor", "output_signature", "tile_tag_layout"]
 
@@ -161,7 +161,7 @@ class PostProcessor(wiring.Component):
         # cycle 0: the drained row arrives; per-channel constants are looked up
         tag = self.drain.tag
         channel = Signal.like(self.output.channel)
-        m.d.comb += channel.eq(tag.row_tile * plan.rows + self.drain.row)
+        m.d.comb += channel.eq(scaled(tag.row_tile, plan.rows) + self.drain.row)
 
         def constants(job):
             m.d.comb += bias_port.addr.eq(biases.base(job.layer.name) + channel)

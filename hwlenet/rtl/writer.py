@@ -8,6 +8,7 @@ from amaranth.lib.memory import WritePort
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from .arith import scaled
 from .postproc import output_signature
 from .streamer import store_signature
 
@@ -83,8 +84,6 @@ class BufferWriter(wiring.Component):
         tag, channel = source.tag, source.channel
         mid = plan.mid_buffer
         next_pad = conv[1].layer.padding
-        pooled_h, pooled_w = conv[-1].pool.out_shape[1:]
-        words_per_row = -(-pooled_w // groups)
         for job in plan.jobs:
             with m.If(tag.job == job.index):
                 m.d.comb += trace.layer.eq(plan.qmodel.layers.index(job.out_layer))
@@ -96,8 +95,8 @@ class BufferWriter(wiring.Component):
                     for g in range(groups):
                         px = tag.block_col * groups + g
                         m.d.comb += [trace.image[g].eq(tag.image),
-                                     trace.index[g].eq(channel * out_h * out_w
-                                                       + tag.block_row * out_w + px)]
+                                     trace.index[g].eq(scaled(channel, out_h * out_w)
+                                                       + scaled(tag.block_row, out_w) + px)]
                     if job is conv[0]:
                         for bank, port in enumerate(self.mid_writes):
                             for g in range(groups):
@@ -113,9 +112,8 @@ class BufferWriter(wiring.Component):
                                 m.d.comb += [
                                     port.en.eq(source.valid[g] & (tag.slot == slot)),
                                     port.data.eq(source.value[g]),
-                                    port.addr.eq(channel * pooled_h * words_per_row
-                                                 + tag.block_row * words_per_row
-                                                 + tag.block_col)]
+                                    port.addr.eq(plan.fc_address(channel, tag.block_row,
+                                                                 tag.block_col))]
                 else:
                     for c in range(cols):
                         m.d.comb += [trace.image[c].eq(tag.image + c), trace.index[c].eq(channel)]
