@@ -16,19 +16,20 @@ def test_pe_follows_its_flags(weight_width, operand_width):
              for _ in range(200)]
 
     async def bench(ctx):
-        acc = result = 0
+        acc = 0
+        results = [0] * ProcessingElement.RESULT_LATENCY
         for w, x, valid, clear, capture in steps:
             ctx.set(dut.w_in, w)
             ctx.set(dut.x_in, x)
             ctx.set(dut.flags_in, {"valid": valid, "clear": clear, "capture": capture})
             await ctx.tick()
-            if capture:
-                result = acc
+            # the result the step's capture shows RESULT_LATENCY cycles after it entered
+            results.append(acc if capture else results[-1])
             if valid:
                 acc = (0 if clear else acc) + w * x
             elif clear:
                 acc = 0
-            assert ctx.get(dut.result) == result
+            assert ctx.get(dut.result) == results[-ProcessingElement.RESULT_LATENCY]
             assert (ctx.get(dut.w_out), ctx.get(dut.x_out)) == (w, x)
 
     sim = Simulator(dut)

@@ -105,7 +105,8 @@ def test_postprocessor_matches_numba(name, bits, rows, cols):
 
     async def collect(ctx):
         async for _, _, valid, values, channel, tag, done in ctx.tick().sample(
-                dut.output.valid, dut.output.value, dut.output.channel, dut.output.tag, dut.output.done):
+                dut.output.valid, dut.output.value, dut.output.channel, dut.output.tag,
+                dut.output.done):
             lanes = {c: values[c] for c in range(cols) if valid[c]}
             if lanes or done:
                 outputs.append((channel, lanes, done,

@@ -37,7 +37,8 @@ def run_tiles(rows, cols, tiles, period, seed):
 
     async def collect(ctx):
         async for _, _, valid, row, tag, *acc in ctx.tick().sample(
-                dut.drain.valid, dut.drain.row, dut.drain.tag, *[dut.drain.acc[c] for c in range(cols)]):
+                dut.drain.valid, dut.drain.row, dut.drain.tag,
+                *[dut.drain.acc[c] for c in range(cols)]):
             if valid:
                 drained.setdefault(tag, {})[row] = acc
 

@@ -27,8 +27,9 @@ def image_slots_signature():
 
 class InputLoader(wiring.Component):
     """Writes pixel ``(c, y, x)`` of each image (beats in ``(c, y, x)`` order) into bank
-    ``bank(y + pad, x + pad)``, row ``address(c, y + pad, x + pad, copy)`` of the input buffer (:attr:`HardwarePlan.input_buffer`,
-    ``pad`` the first convolution's padding), alternating between its two copies.
+    ``bank(y + pad, x + pad)``, row ``address(c, y + pad, x + pad, copy)`` of the input buffer
+    (:attr:`HardwarePlan.input_buffer`, ``pad`` the first convolution's padding), alternating
+    between its two copies.
 
     A pixel is accepted (``ready``) while the copy being filled is not full; the image's last
     pixel marks the copy full, so its image is visible on ``images`` the next cycle

@@ -17,11 +17,14 @@ class Flags(data.Struct):
 
 
 class ProcessingElement(wiring.Component):
-    """Output-stationary multiply-accumulate cell.
+    """Output-stationary multiply-accumulate cell, with its product registered.
 
-    Each cycle: if ``flags.capture``, ``result <- acc``; if ``flags.valid``,
-    ``acc <- (0 if flags.clear else acc) + w * x``, else if ``flags.clear``, ``acc <- 0``.
-    Operands and flags pass on to the neighbours one cycle later (``LATENCY = 1``).
+    The operands and flags entering in cycle ``t`` give ``p = w * x`` in cycle ``t + 1``, where
+    the flags act: if ``capture``, ``result <- acc``; if ``valid``,
+    ``acc <- (0 if clear else acc) + p``, else if ``clear``, ``acc <- 0``. So a ``capture``
+    entering in cycle ``t`` shows the finished sum on ``result`` in cycle
+    ``t + RESULT_LATENCY`` (``RESULT_LATENCY = 2``). Operands and flags pass on to the
+    neighbours one cycle later (``LATENCY = 1``).
 
     Parameters
     ----------
@@ -30,6 +33,7 @@ class ProcessingElement(wiring.Component):
     """
 
     LATENCY = 1
+    RESULT_LATENCY = 2
 
     def __init__(self, *, weight_width, operand_width, accumulator_width):
         for name, value in (("weight_width", weight_width), ("operand_width", operand_width),
@@ -46,19 +50,23 @@ class ProcessingElement(wiring.Component):
             "result": Out(signed(accumulator_width)),
         })
         self.accumulator_width = accumulator_width
+        self.product_width = weight_width + operand_width
 
     def elaborate(self, platform):
         m = Module()
         acc = Signal(signed(self.accumulator_width))
+        product = Signal(signed(self.product_width))
+        flags = Signal(Flags)
         m.d.sync += [self.w_out.eq(self.w_in), self.x_out.eq(self.x_in),
-                     self.flags_out.eq(self.flags_in)]
-        with m.If(self.flags_in.capture):
+                     self.flags_out.eq(self.flags_in),
+                     product.eq(self.w_in * self.x_in), flags.eq(self.flags_in)]
+        with m.If(flags.capture):
             m.d.sync += self.result.eq(acc)
-        with m.If(self.flags_in.valid):
-            with m.If(self.flags_in.clear):
-                m.d.sync += acc.eq(self.w_in * self.x_in)
+        with m.If(flags.valid):
+            with m.If(flags.clear):
+                m.d.sync += acc.eq(product)
             with m.Else():
-                m.d.sync += acc.eq(acc + self.w_in * self.x_in)
-        with m.Elif(self.flags_in.clear):
+                m.d.sync += acc.eq(acc + product)
+        with m.Elif(flags.clear):
             m.d.sync += acc.eq(0)
         return m

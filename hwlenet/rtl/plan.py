@@ -273,10 +273,10 @@ class HardwarePlan:
         """Exact cycles of a run of ``images`` images, from the first pixel accepted to the last
         result delivered, with pixels and results never stalled.
 
-        The first image streams in (:attr:`image_pixels` cycles, plus one to see it loaded); then each batch
-        runs its jobs back to back with :attr:`barrier` idle cycles before every job that
-        reads the previous job's results; the last results drain through the array and the
-        post-processor and leave one per cycle.
+        The first image streams in (:attr:`image_pixels` cycles, plus one to see it loaded);
+        then each batch runs its jobs back to back with :attr:`barrier` idle cycles before
+        every job that reads the previous job's results; the last results drain through the
+        array and the post-processor and leave one per cycle.
 
         Raises
         ------

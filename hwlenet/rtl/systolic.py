@@ -37,12 +37,12 @@ class SystolicArray(wiring.Component):
     """``rows x cols`` processing elements; PE ``(r, c)`` computes
     ``sum_k w_edge[r](k) * x_edge[c](k)`` over a tile.
 
-    Weights and flags enter at the left (``edge``), one per row, and move right; operands enter
-    at the top, one per column, and move down. The array skews them itself: row ``r`` is delayed ``r``
-    cycles and column ``c`` by ``c``, so PE ``(r, c)`` sees the edge values of cycle ``e`` at
-    ``e + r + c``. A ``capture`` flag ends a tile: row ``r`` is drained on ``out`` at
-    ``e + r + cols + 1`` (one row per cycle, on ``drain``), with the ``tag`` given alongside
-    the capture.
+    Weights and flags enter at the left (``edge``), one per row, and move right; operands
+    enter at the top, one per column, and move down. The array skews them itself: row ``r`` is
+    delayed ``r`` cycles and column ``c`` by ``c``, so PE ``(r, c)`` sees the edge values of
+    cycle ``e`` at ``e + r + c``. A ``capture`` flag ends a tile: row ``r`` is drained at
+    ``e + r + cols + 2`` (one row per cycle, on ``drain``; see :meth:`drain_latency`), with
+    the ``tag`` given alongside the capture.
     Requires a tile period of at least ``max(rows, cols + 1)`` cycles.
 
     Parameters
@@ -55,10 +55,12 @@ class SystolicArray(wiring.Component):
 
     @staticmethod
     def drain_latency(rows, cols):
-        """Cycles from a ``capture`` flag at the edge to the last row on ``out``: the flag
-        reaches row ``rows - 1`` after ``rows - 1`` cycles, crosses its ``cols`` elements
-        (:attr:`ProcessingElement.LATENCY` each) and the output register."""
-        return rows - 1 + cols * ProcessingElement.LATENCY + 1
+        """Cycles from a ``capture`` flag at the edge to the last row on ``drain``: the flag
+        reaches row ``rows - 1`` after ``rows - 1`` cycles and crosses its ``cols`` elements
+        (:attr:`ProcessingElement.LATENCY` each); the last element's sum follows
+        ``RESULT_LATENCY - LATENCY`` cycles later, then the output register."""
+        return (rows - 1 + cols * ProcessingElement.LATENCY
+                + ProcessingElement.RESULT_LATENCY - ProcessingElement.LATENCY + 1)
 
     def __init__(self, *, rows, cols, weight_width, operand_width, accumulator_width,
                  tag_shape):
@@ -104,14 +106,16 @@ class SystolicArray(wiring.Component):
             for r in range(1, rows):
                 m.d.comb += pes[r][c].x_in.eq(pes[r - 1][c].x_out)
 
-        tag_at_exit = delayed(self.edge.tag, cols, "tag")
+        settle = ProcessingElement.RESULT_LATENCY - ProcessingElement.LATENCY
+        finished = [delayed(pes[r][cols - 1].flags_out.capture, settle, f"finished{r}")
+                    for r in range(rows)]
+        tag_at_exit = delayed(self.edge.tag, cols + settle, "tag")
         held_tag = Signal.like(self.edge.tag)
-        first_row_done = pes[0][cols - 1].flags_out.capture
-        with m.If(first_row_done):
+        with m.If(finished[0]):
             m.d.sync += held_tag.eq(tag_at_exit)
         m.d.sync += self.drain.valid.eq(0)
         for r in range(rows):
-            with m.If(pes[r][cols - 1].flags_out.capture):
+            with m.If(finished[r]):
                 m.d.sync += [self.drain.valid.eq(1), self.drain.row.eq(r),
                              self.drain.tag.eq(tag_at_exit if r == 0 else held_tag)]
                 m.d.sync += [self.drain.acc[c].eq(pes[r][c].result) for c in range(cols)]
