@@ -17,7 +17,7 @@ __all__ = ["OperandFeeder"]
 
 class OperandFeeder(wiring.Component):
     """Reads, for each token, the weight word and every column's operand, and presents them
-    with the token's flags and tag at the array's edge ``LATENCY = 6`` cycles later.
+    with the token's flags and tag at the array's edge ``LATENCY = 7`` cycles later.
 
     A token of job ``j``, row tile ``t`` and reduction step ``k`` reads weight word
     ``base(j) + t * depth(j) + k``. Conv jobs read, for column ``c`` of the block at
@@ -35,10 +35,11 @@ class OperandFeeder(wiring.Component):
     =====  ================================================================================
     cycle  what is registered at its start (the token arrives at cycle 0)
     =====  ================================================================================
-    1      the token; it addresses the weight ROM and the k-tables
-    3      their words (out at cycle 2; a block RAM's output is slow)
-    4      every bank's read address and every column's bank; the banks are addressed
-    6      every column's operand after the crossbar (the words are out at cycle 5); the
+    1      the token
+    2      the weight ROM's and the k-tables' addresses; they address the ROMs
+    4      their words (out at cycle 3; a block RAM's output is slow)
+    5      every bank's read address and every column's bank; the banks are addressed
+    7      every column's operand after the crossbar (the words are out at cycle 6); the
            weights, flags and tag
     =====  ================================================================================
 
@@ -57,7 +58,7 @@ class OperandFeeder(wiring.Component):
         For each dense job but the last, one bank per image slot holding its outputs.
     """
 
-    LATENCY = 6
+    LATENCY = 7
 
     def __init__(self, *, plan):
         self.plan = plan
@@ -126,28 +127,35 @@ class OperandFeeder(wiring.Component):
             init=[{"subbank": s, "row": r} for s, r in dense_entries])
         conv_port, dense_port = conv_rom.read_port(), dense_rom.read_port()
 
-        # cycle 1: the registered token addresses the ROMs
+        # cycle 1: the ROM addresses of the registered token, registered
         token1 = register(self.issue.token, "token1")
+        rom_addresses = [Signal.like(port.addr, name=f"{name}_addr2") for name, port in
+                         (("weight", weight_port), ("conv_ktable", conv_port),
+                          ("dense_ktable", dense_port))]
+        weight_addr, conv_addr, dense_addr = rom_addresses
         with m.If(token1.valid):
             with m.Switch(token1.job):
                 for job in plan.jobs:
                     with m.Case(job.index):
-                        m.d.comb += weight_port.addr.eq(
+                        m.d.sync += weight_addr.eq(
                             weights.base(job.layer.name) + scaled(token1.row_tile, job.depth)
                             + token1.k)
                         if job.kind == "conv":
-                            m.d.comb += conv_port.addr.eq(conv_bases[job.index] + token1.k)
+                            m.d.sync += conv_addr.eq(conv_bases[job.index] + token1.k)
                         else:
-                            m.d.comb += dense_port.addr.eq(dense_bases[job.index] + token1.k)
+                            m.d.sync += dense_addr.eq(dense_bases[job.index] + token1.k)
+        m.d.comb += [weight_port.addr.eq(weight_addr), conv_port.addr.eq(conv_addr),
+                     dense_port.addr.eq(dense_addr)]
 
-        # cycle 2: the ROM words come out and are registered
+        # cycle 3: the ROM words come out and are registered
         token2 = register(token1, "token2")
         token3 = register(token2, "token3")
-        entry = register(conv_port.data, "conv_entry3")
-        dense_entry = register(dense_port.data, "dense_entry3")
-        weight3 = register(weight_port.data, "weight3")
+        token4 = register(token3, "token4")
+        entry = register(conv_port.data, "conv_entry4")
+        dense_entry = register(dense_port.data, "dense_entry4")
+        weight4 = register(weight_port.data, "weight4")
 
-        # cycle 3: every bank's read address and every column's bank, registered
+        # cycle 4: every bank's read address and every column's bank, registered
         column_row = [Signal(range(max(buffer.depth for buffer, _ in conv_reads.values())),
                              name=f"column_row_{c}") for c in range(cols)]
         column_bank = [Signal(range(cols), name=f"column_bank_{c}") for c in range(cols)]
@@ -158,25 +166,25 @@ class OperandFeeder(wiring.Component):
             addresses[name] = (port, address)
             return address
 
-        input_rows = [read_address(port, f"input_addr4_{b}") for b, port in
+        input_rows = [read_address(port, f"input_addr5_{b}") for b, port in
                       enumerate(self.input_read)]
-        mid_rows = [read_address(port, f"mid_addr4_{b}") for b, port in enumerate(self.mid_read)]
-        fc_rows = [read_address(port, f"fc_addr4_{b}") for b, port in enumerate(self.fc_read)]
-        dense_rows = [[read_address(port, f"dense{d}_addr4_{c}") for c, port in enumerate(ports)]
+        mid_rows = [read_address(port, f"mid_addr5_{b}") for b, port in enumerate(self.mid_read)]
+        fc_rows = [read_address(port, f"fc_addr5_{b}") for b, port in enumerate(self.fc_read)]
+        dense_rows = [[read_address(port, f"dense{d}_addr5_{c}") for c, port in enumerate(ports)]
                       for d, ports in enumerate(self.dense_read)]
         conv_rows = {conv[0].index: input_rows, conv[1].index: mid_rows}
-        bank4 = [Signal(range(cols), name=f"column_bank4_{c}") for c in range(cols)]
+        bank5 = [Signal(range(cols), name=f"column_bank5_{c}") for c in range(cols)]
         for job in conv:
             buffer, _ = conv_reads[job.index]
-            with m.If(token3.job == job.index):
+            with m.If(token4.job == job.index):
                 for c in range(cols):
-                    y = 2 * token3.block_row + c // half + entry.ky
-                    x = half * token3.block_col + c % half + entry.kx
+                    y = 2 * token4.block_row + c // half + entry.ky
+                    x = half * token4.block_col + c % half + entry.kx
                     m.d.comb += [
-                        column_row[c].eq(buffer.address(entry.channel, y, x, token3.copy)),
+                        column_row[c].eq(buffer.address(entry.channel, y, x, token4.copy)),
                         column_bank[c].eq(buffer.bank(y, x)),
                     ]
-                    m.d.sync += bank4[c].eq(column_bank[c])
+                    m.d.sync += bank5[c].eq(column_bank[c])
                 for bank, row in enumerate(conv_rows[job.index]):
                     by, bx = divmod(bank, half)
                     reader = Cat((bx - entry.kx)[: exact_log2(half)], (by - entry.ky)[0])
@@ -185,35 +193,35 @@ class OperandFeeder(wiring.Component):
                             with m.Case(c):
                                 m.d.sync += row.eq(column_row[c])
         for job in dense:
-            with m.If(token3.job == job.index):
+            with m.If(token4.job == job.index):
                 if job is dense[0]:
                     m.d.sync += [row.eq(dense_entry.row) for row in fc_rows]
                 else:
-                    m.d.sync += [row.eq(token3.k) for row in dense_rows[dense.index(job) - 1]]
+                    m.d.sync += [row.eq(token4.k) for row in dense_rows[dense.index(job) - 1]]
         for port, address in addresses.values():
             m.d.comb += port.addr.eq(address)
 
-        # cycle 4: the banks are read; cycle 5: the crossbar, registered
-        token4 = register(token3, "token4")
-        subbank4 = register(dense_entry.subbank, "subbank4")
-        weight4 = register(weight3, "weight4")
+        # cycle 5: the banks are read; cycle 6: the crossbar, registered
         token5 = register(token4, "token5")
-        bank5 = [register(bank4[c], f"column_bank5_{c}") for c in range(cols)]
-        subbank5 = register(subbank4, "subbank5")
+        subbank5 = register(dense_entry.subbank, "subbank5")
         weight5 = register(weight4, "weight5")
+        token6 = register(token5, "token6")
+        bank6 = [register(bank5[c], f"column_bank6_{c}") for c in range(cols)]
+        subbank6 = register(subbank5, "subbank6")
+        weight6 = register(weight5, "weight6")
         for c in range(cols):
-            with m.Switch(token5.job):
+            with m.Switch(token6.job):
                 for job in conv:
                     with m.Case(job.index):
                         ports = conv_reads[job.index][1]
-                        with m.Switch(bank5[c]):
+                        with m.Switch(bank6[c]):
                             for bank in range(cols):
                                 with m.Case(bank):
                                     m.d.sync += self.edge.x_edge[c].eq(ports[bank].data)
                 for job in dense:
                     with m.Case(job.index):
                         if job is dense[0]:
-                            with m.Switch(subbank5):
+                            with m.Switch(subbank6):
                                 for s in range(groups):
                                     with m.Case(s):
                                         m.d.sync += self.edge.x_edge[c].eq(
@@ -221,8 +229,8 @@ class OperandFeeder(wiring.Component):
                         else:
                             m.d.sync += self.edge.x_edge[c].eq(
                                 self.dense_read[dense.index(job) - 1][c].data)
-        m.d.sync += [self.edge.w_edge.eq(weight5), self.edge.tag.eq(token5.tag),
-                     self.edge.flags.valid.eq(token5.valid),
-                     self.edge.flags.clear.eq(token5.clear),
-                     self.edge.flags.capture.eq(token5.capture)]
+        m.d.sync += [self.edge.w_edge.eq(weight6), self.edge.tag.eq(token6.tag),
+                     self.edge.flags.valid.eq(token6.valid),
+                     self.edge.flags.clear.eq(token6.clear),
+                     self.edge.flags.capture.eq(token6.capture)]
         return m
