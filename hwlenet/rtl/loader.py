@@ -1,6 +1,6 @@
 """The input loader: streams each image's pixels into a free copy of the banked input buffer."""
 
-from amaranth.hdl import Module, Signal, signed
+from amaranth.hdl import C, Module, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import WritePort
 from amaranth.lib.wiring import In, Out
@@ -58,7 +58,8 @@ class InputLoader(wiring.Component):
         buffer = plan.input_buffer
         channels, height, width = plan.image_shape
         pad = plan.conv_jobs[0].layer.padding
-        pixel_c = Signal(range(channels))
+        # one channel needs no channel counter (a zero-width signal)
+        pixel_c = Signal(range(channels), name="pixel_c") if channels > 1 else C(0, 1)
         pixel_x = Signal(range(width))
         pixel_y = Signal(range(height))
         filling = Signal()
@@ -80,9 +81,13 @@ class InputLoader(wiring.Component):
             with m.If(pixel_x == width - 1):
                 m.d.sync += [pixel_x.eq(0), pixel_y.eq(pixel_y + 1)]
                 with m.If(pixel_y == height - 1):
-                    m.d.sync += [pixel_y.eq(0), pixel_c.eq(pixel_c + 1)]
+                    m.d.sync += pixel_y.eq(0)
+                    if channels > 1:
+                        m.d.sync += pixel_c.eq(pixel_c + 1)
                     with m.If(pixel_c == channels - 1):
-                        m.d.sync += [pixel_c.eq(0), filling.eq(~filling)]
+                        m.d.sync += filling.eq(~filling)
+                        if channels > 1:
+                            m.d.sync += pixel_c.eq(0)
         with m.If(self.images.release):
             m.d.sync += releasing.eq(~releasing)
         for copy in range(2):
