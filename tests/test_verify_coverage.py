@@ -1,4 +1,5 @@
 import dataclasses
+import itertools
 import json
 
 import numpy as np
@@ -6,13 +7,14 @@ import pytest
 
 from hwlenet import HwlenetError
 from hwlenet.checkpoint import resolve_model
-from hwlenet.quant.artifact import QLayer, QuantizedModel
-from hwlenet.quant.fixed import FixedFormat
+from hwlenet.quant.artifact import QLayer, QuantizedModel, accumulator_bound
+from hwlenet.quant.fixed import OVERFLOW_MODES, ROUNDING_MODES, FixedFormat
 from hwlenet.quant.quantize import quantize_model
 from hwlenet.sim import kernels, simulate
 from hwlenet.verify import coverage
-from hwlenet.verify.coverage import (coverage_report, directed_vectors, index_layer,
-                                     live_hits, reachable_tables, table_hits, weight_hits)
+from hwlenet.verify.coverage import (coverage_report, directed_vectors, flip_proofs,
+                                     index_layer, live_hits, reachable_tables, table_hits,
+                                     weight_hits)
 from helpers import as_model, random_layer
 
 LAYER_FUNCTIONS = {"conv": kernels.conv_layer, "dense": kernels.dense_layer,
@@ -37,9 +39,11 @@ def small_models():
 @pytest.fixture(scope="module")
 def directed(small_models):
     """Ordinary vectors and the directed vectors added to them, per small model (a short
-    search for the ReLU model, whose live words would keep a full one busy)."""
+    search, above all for the ReLU model, whose weight-bit flips would keep a full one
+    busy)."""
     base = sparse_images(20, seed=1)
-    options = {"lenet5-classic": {}, "lenet5-relu": dict(rounds=2, batch=32, steps=60)}
+    options = {"lenet5-classic": dict(flip_rounds=4),
+               "lenet5-relu": dict(rounds=2, batch=32, steps=60, flip_rounds=3, flip_batch=16)}
     return {name: (base, directed_vectors(qmodel, base, seed=3, **options[name]))
             for name, qmodel in small_models.items()}
 
@@ -170,6 +174,83 @@ def test_visible_flips_are_what_a_flipped_weight_changes(seed):
         after = kernels.dense_layer(flipped, x).reshape(len(x), units, width)
         expected[:, k] = (after != before[:, :, None]).any(axis=0)
     np.testing.assert_array_equal(coverage._visible_flips(layer, x, deltas), expected)
+
+
+def tiny_dense(seed):
+    """A dense layer of 3 units on 2 or 3 inputs of at most 4 bits (random formats, rounding,
+    overflow and activation; tables of few values, so often flat), and every input it
+    accepts."""
+    rng = np.random.default_rng(seed)
+    inputs = int(rng.integers(2, 4))
+    in_fmt = FixedFormat(int(rng.integers(2, 5)), int(rng.integers(-1, 3)),
+                         bool(rng.integers(2)))
+    w_fmt = FixedFormat(int(rng.integers(2, 6)), int(rng.integers(0, 4)), True)
+    acc_frac = w_fmt.frac + in_fmt.frac
+    requant = FixedFormat(int(rng.integers(2, 6)), acc_frac - int(rng.integers(-1, 5)),
+                          bool(rng.integers(2)), ROUNDING_MODES[rng.integers(3)],
+                          OVERFLOW_MODES[rng.integers(2)])
+    activation = ("none", "relu", "tanh")[rng.integers(3)]
+    layer = QLayer("d", "dense", (inputs,), (3,), in_fmt, requant, activation,
+                   weight=rng.integers(w_fmt.min_int, w_fmt.max_int, (3, inputs), endpoint=True),
+                   weight_format=w_fmt, bias=rng.integers(-40, 41, 3),
+                   bias_format=FixedFormat(8, acc_frac, True))
+    if activation == "tanh":
+        layer.pre_format, layer.output_format = requant, FixedFormat(4, 0)
+        layer.lut = rng.integers(-2, 3, 1 << requant.width)
+    layer.accumulator_width = accumulator_bound(layer).bit_length() + 2
+    grid = itertools.product(range(in_fmt.min_int, in_fmt.max_int + 1), repeat=inputs)
+    return layer, np.array(list(grid), dtype=np.int64)
+
+
+def exhaustive_flips(seed):
+    """A :func:`tiny_dense` layer, which of its flips some input shows, and its proof."""
+    layer, grid = tiny_dense(seed)
+    visible = coverage._visible_flips(layer, grid, coverage._flip_deltas(layer))
+    return layer, visible, flip_proofs(as_model(layer))["d"]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_flips_proven_invisible_are_invisible_for_every_input(seed):
+    """Small dense layers of every activation, rounding and overflow, all their inputs: no flip
+    proven invisible changes an output, and a visible flip has no reason."""
+    _, visible, proof = exhaustive_flips(seed)
+    assert not (proof.invisible & visible).any()
+    for unit, item, bit in np.argwhere(visible)[:3]:
+        assert proof.reason(unit, item, bit) is None
+
+
+def test_flip_proofs_find_nearly_every_invisible_flip_of_saturating_layers():
+    """A single layer's input box is exactly its domain: where the format saturates (a
+    monotone finish) the proof finds nearly every flip no input shows (a wrapping format also
+    hides some flips modulo its range, which the proof does not claim)."""
+    proven = invisible = 0
+    for seed in range(40):
+        layer, visible, proof = exhaustive_flips(seed)
+        if layer.requant_format().overflow == "saturate":
+            proven += int(proof.invisible.sum())
+            invisible += int((~visible).sum())
+    assert invisible > 50 and proven >= 0.9 * invisible, (proven, invisible)
+
+
+def test_flips_of_a_unit_never_on_are_proven_invisible():
+    """In the gate model, unit 2 (``-pixel 0 - 1``) stays off unless a flip makes a weight
+    positive: its other flips are proven invisible, and nothing else is."""
+    qmodel = gate_model()
+    proof = flip_proofs(qmodel)["g"]
+    expected = np.zeros((3, 784, 2), bool)
+    expected[2, 0, 0] = True  # -1 -> -2
+    expected[2, 1:, 1] = True  # 0 -> -2
+    np.testing.assert_array_equal(proof.invisible, expected)
+    reason = proof.reason(2, 5, 1)
+    assert "bit 1 of g weight [2, 5] (0 -> -2)" in reason
+    assert "both accumulators lie in [-766, -1], where the output is always 0" in reason
+    assert proof.reason(2, 5, 0) is None
+    images = np.zeros((2, 28, 28), np.uint8)
+    images[:, 0, 1] = 5
+    images[1, 0, 0] = 10
+    weights = coverage_report(qmodel, images)["layers"][0]["weights"]
+    assert (weights["invisible_flips"], weights["visible_flips"]) == (784, 10)
+    assert weights["visible_flip_fraction_of_possible"] == 10 / (3 * 784 * 2 - 784)
 
 
 def test_lazy_cover_is_the_greedy_cover():
@@ -349,10 +430,30 @@ def test_directed_vectors_exercise_idle_relu_units_and_make_words_live(small_mod
         assert live[name][0] < 0.5 and live[name][1] > 0.75, (name, live[name])
 
 
+def test_directed_vectors_make_weight_bit_flips_visible(small_models, directed):
+    """A short flip search on the small ReLU model: most flips of its dense layers that the
+    ordinary vectors leave hidden become visible, and none proven invisible does."""
+    qmodel = small_models["lenet5-relu"]
+    base, vectors = directed["lenet5-relu"]
+    before, after = (coverage_report(qmodel, images)["layers"]
+                     for images in (base, np.concatenate([base, vectors])))
+    for first, row in zip(before, after):
+        if qmodel.layer(row["name"]).kind != "dense":
+            assert row["weights"] is None or row["weights"]["flips"] is None
+            continue
+        shown = (first["weights"]["visible_flip_fraction_of_possible"],
+                 row["weights"]["visible_flip_fraction_of_possible"])
+        assert shown[0] < 0.8 and shown[1] > 0.8, (row["name"], shown)
+    # without the flip search, the same short search leaves them hidden
+    plain = directed_vectors(qmodel, base, seed=3, rounds=2, batch=32, steps=60, flips=False)
+    fc2 = coverage_report(qmodel, np.concatenate([base, plain]))["layers"][-2]["weights"]
+    assert fc2["visible_flip_fraction_of_possible"] < 0.8
+
+
 def test_directed_vectors_are_deterministic(small_models):
     qmodel = small_models["lenet5-classic"]
     base = sparse_images(20, seed=1)
-    options = dict(rounds=2, steps=40)
+    options = dict(rounds=2, steps=40, flip_rounds=3)
     first = directed_vectors(qmodel, base, seed=7, **options)
     np.testing.assert_array_equal(first, directed_vectors(qmodel, base, seed=7, **options))
     other = directed_vectors(qmodel, base, seed=8, **options)
@@ -361,7 +462,8 @@ def test_directed_vectors_are_deterministic(small_models):
 
 def test_directed_vectors_respect_the_limit_and_show_progress(small_models, capsys):
     qmodel = small_models["lenet5-classic"]
-    vectors = directed_vectors(qmodel, None, max_vectors=2, rounds=1, steps=3, progress=True)
+    vectors = directed_vectors(qmodel, None, max_vectors=2, rounds=1, steps=3, progress=True,
+                               flip_rounds=1)
     assert len(vectors) == 2
     assert "directed vectors" in capsys.readouterr().err
     assert len(directed_vectors(qmodel, max_vectors=0)) == 0
@@ -385,10 +487,13 @@ def test_report_is_json_ready(small_models, directed):
                               "fraction_of_possible": 1.0, "live": 6, "live_fraction": 1.0,
                               "never_live": 0, "live_fraction_of_possible": 1.0,
                               "flips": None, "visible_flips": None,
-                              "visible_flip_fraction": None}
+                              "visible_flip_fraction": None, "invisible_flips": None,
+                              "visible_flip_fraction_of_possible": None}
     dense = report["layers"][-1]["weights"]
     assert dense["flips"] == qmodel.layers[-1].weight.size * qmodel.layers[-1].weight_format.width
     assert dense["visible_flip_fraction"] == dense["visible_flips"] / dense["flips"]
+    assert dense["visible_flip_fraction_of_possible"] == (
+        dense["visible_flips"] / (dense["flips"] - dense["invisible_flips"]))
     reach = reachable_tables(qmodel)
     assert json.loads(json.dumps(reach)) == reach
 
@@ -400,6 +505,9 @@ def test_report_is_json_ready(small_models, directed):
     (lambda q: directed_vectors(q, max_vectors=-1), "max_vectors"),
     (lambda q: directed_vectors(q, lr=0), "lr"),
     (lambda q: directed_vectors(q, width=1), "width must be an integer of at least 2"),
+    (lambda q: directed_vectors(q, flip_rounds=-1), "flip_rounds must be a non-negative"),
+    (lambda q: directed_vectors(q, flip_batch=0), "flip_batch must be a positive integer"),
+    (lambda q: directed_vectors(q, flips=1), "flips must be True or False"),
 ])
 def test_bad_arguments(small_models, call, message):
     with pytest.raises(HwlenetError, match=message):

@@ -1,6 +1,7 @@
 """Fault campaigns: seeded sampling, static classification and the bench's verdict on single
 flipped ROM bits of an exported design."""
 
+import copy
 import json
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 from hwlenet import HwlenetError
 from hwlenet.sim import simulate
 from hwlenet.verify import cosim as cosim_module
-from hwlenet.verify.coverage import reachable_tables, weight_hits
+from hwlenet.verify.coverage import flip_proofs, reachable_tables, weight_hits
 from hwlenet.verify.emit import emit_verilog
 from hwlenet.verify.faultcheck import STATUSES, plan_faults, run_faultcheck
 
@@ -30,6 +31,22 @@ def classic_export(tmp_path_factory, qmodels):
     folder = tmp_path_factory.mktemp("faults-classic")
     emit_verilog(qmodels["lenet5-classic"], folder, 8, 8)
     return folder
+
+
+@pytest.fixture(scope="module")
+def gated_export(tmp_path_factory, qmodels):
+    """The ReLU model with fc2 units 0 and 1 cut off: no weights, and biases so low that flips
+    of their weights can turn them on (unit 1) only through bits 3 to 6, or never (unit 0);
+    exported without vectors (static classification only)."""
+    qmodel = copy.deepcopy(qmodels["lenet5-relu"])
+    fc2 = qmodel.layer("fc2")
+    assert fc2.bias_shift == 0 and fc2.requant_shift == 8, "choose other biases"
+    assert fc2.input_format.max_int == 255 and fc2.weight_format.width == 8
+    fc2.weight[:2] = 0
+    fc2.bias[:2] = [fc2.bias_format.min_int, -1000]
+    folder = tmp_path_factory.mktemp("faults-gated")
+    emit_verilog(qmodel, folder, 8, 8)
+    return folder, qmodel
 
 
 def _memory(folder, name):
@@ -210,6 +227,29 @@ def test_classic_padding_lanes_and_elements(classic_export, qmodels):
     assert records[1]["original"] == original
     assert records[1]["flipped"] == (original & 0x7f) - (0 if original < 0 else 128)
     assert records[2]["element"] == [0, 0, 4, 4]
+
+
+def test_flips_that_no_input_can_show_are_unobservable(gated_export):
+    """Unit 1 of fc2 is ``-1000 + (w' - w) * x`` with ``x <= 255``: a flip of bit 0, 1 or 2
+    adds at most ``4 * 255 = 1020``, which rounds to 0 (shift 8), and the sign bit only
+    subtracts; bits 3 to 6 can show. Unit 0 never shows; unit 2 is the model's own."""
+    folder, qmodel = gated_export
+    # an input (fc1 output) that the interval analysis lets reach 255
+    item = int(np.flatnonzero(flip_proofs(qmodel)["fc2"].input_high == 255)[0])
+    bits = range(8)
+    sites = [_weight_site(folder, qmodel, "fc2", unit, item, bit)
+             for unit in (0, 1, 2) for bit in bits]
+    records = plan_faults(folder, sites=sites)
+    status = {(r["element"][0], r["bit"] % 8): r["status"] for r in records}
+    for bit in bits:
+        assert status[0, bit] == "unobservable"
+        assert status[1, bit] == ("unobservable" if bit in (0, 1, 2, 7) else None)
+        assert status[2, bit] is None
+    record = next(r for r in records if r["element"] == [1, item] and r["bit"] % 8 == 2)
+    assert record["original"] == 0 and record["flipped"] == 4
+    assert "can never change fc2's output 1" in record["reason"]
+    assert f"input {item} is in [0, 255]" in record["reason"]
+    assert "the output is always 0" in record["reason"]
 
 
 @pytest.mark.parametrize("site", [(99, 0, 0), (0, 10 ** 6, 0), (0, 0, 64), (0, 0)])

@@ -1,6 +1,7 @@
 """Coverage of test vectors: which tanh table entries and weight words they exercise, which
-weight words they make live, which table entries no input can ever reach, and directed vectors
-that reach the rest.
+weight words they make live, which weight-bit flips of dense layers they make visible, which
+table entries and flips no input can ever reach or show, and directed vectors that reach the
+rest.
 
 A co-simulation compares every value the RTL writes, but a corrupted table entry or weight only
 shows when some vector uses it. Everything here is counted with the integer semantics of the
@@ -32,6 +33,10 @@ visible flip
     ``acc[m] + (w' - w) * x[k]`` must survive the ReLU, the rounding and saturation of the
     requantization, and the table. This is exactly what a comparison of that layer's outputs
     sees; a live word can still hide a flip of a low-order bit in the rounding.
+invisible flip
+    A flip that :func:`flip_proofs` proves no input can make visible, from the intervals of
+    the reachability analysis below (:class:`FlipProof`); faultcheck counts the faults of such
+    flips as unobservable.
 reachable entry
     :func:`reachable_tables` propagates sound integer intervals from the pixels: per output
     element, the accumulator bounds that the weight signs allow for the input intervals,
@@ -60,8 +65,10 @@ from ..sim import kernels
 from ..sim.simulator import check_images
 
 __all__ = [
+    "FlipProof",
     "coverage_report",
     "directed_vectors",
+    "flip_proofs",
     "index_layer",
     "live_hits",
     "reachable_tables",
@@ -72,6 +79,8 @@ __all__ = [
 _SEARCH_LIMIT = 1 << 62
 # a relaxed index within this distance of the target's centre counts as on target
 _MARGIN = 0.2
+# the share of the flip search's images that focus on one unit
+_FOCUS = 0.5
 
 
 def _check_images(qmodel, images):
@@ -213,17 +222,25 @@ def _flip_deltas(layer):
     return flipped - weight
 
 
-def _visible_flips(layer, x, deltas):
-    """Which bit flips of a dense layer's weights (``deltas`` from :func:`_flip_deltas`)
-    change its output for some image of ``x``: bool, shaped like ``deltas``."""
+def _visible_rows(layer, x, deltas):
+    """Per image of ``x``: the inputs it makes non-zero and which bit flips of those inputs'
+    weights (``deltas`` from :func:`_flip_deltas`) change the layer's output for it, as
+    ``(used, bool (units, len(used), bits))`` pairs."""
     x = x.reshape(len(x), -1).astype(np.int64)
     acc = x @ layer.weight.T.astype(np.int64) + layer.aligned_bias()
     before = kernels.finish_array(layer, acc)
-    visible = np.zeros(deltas.shape, dtype=bool)
     for row, sums, outputs in zip(x, acc, before):
         used = np.flatnonzero(row)
         after = kernels.finish_array(layer, sums[:, None, None] + deltas[:, used] * row[used, None])
-        visible[:, used] |= after != outputs[:, None, None]
+        yield used, after != outputs[:, None, None]
+
+
+def _visible_flips(layer, x, deltas):
+    """Which bit flips of a dense layer's weights (``deltas`` from :func:`_flip_deltas`)
+    change its output for some image of ``x``: bool, shaped like ``deltas``."""
+    visible = np.zeros(deltas.shape, dtype=bool)
+    for used, shown in _visible_rows(layer, x, deltas):
+        visible[:, used] |= shown
     return visible
 
 
@@ -532,18 +549,170 @@ def _never_live(layer, idle, entry):
     return never
 
 
+def _constant_between(layer, low, high):
+    """Where the layer's finish (ReLU, requantization, table) gives one output for every
+    accumulator in ``[low, high]`` (int64 arrays, ``low <= high``): bool, shaped alike.
+
+    Rounding is monotone, so the rounded values of the ends bound all others; saturation keeps
+    the index monotone and a table is constant where it has no change between the two
+    indices; a wrapping format is only proven constant where the rounded ends agree.
+    """
+    fmt = layer.requant_format()
+    if layer.activation == "relu":
+        low, high = np.maximum(low, 0), np.maximum(high, 0)
+    wide = _wide(fmt)
+    rounded_low = kernels.requantize_array(low, layer.acc_frac, wide)
+    rounded_high = kernels.requantize_array(high, layer.acc_frac, wide)
+    constant = rounded_low == rounded_high
+    if fmt.overflow == "saturate":
+        index_low = np.clip(rounded_low, fmt.min_int, fmt.max_int) - fmt.min_int
+        index_high = np.clip(rounded_high, fmt.min_int, fmt.max_int) - fmt.min_int
+        if layer.lut is None:
+            constant |= index_low == index_high
+        else:
+            lut = layer.lut.astype(np.int64)
+            changes = np.concatenate([[0], np.cumsum(lut[1:] != lut[:-1])])
+            constant |= changes[index_low] == changes[index_high]
+    return constant
+
+
+@dataclasses.dataclass(eq=False)
+class FlipProof:
+    """The interval analysis of single-bit flips of one dense layer's weights.
+
+    For flip ``(m, k, b)`` (bit ``b`` of the ``weight_format`` pattern of word ``(m, k)``,
+    changing it from ``w`` to ``w'``), every image has ``acc = rest + w * x`` and
+    ``acc' = rest + w' * x``, with ``rest`` the accumulator without input ``k``, bounded by
+    the interval analysis of :func:`reachable_tables`, and ``x`` the input, within its
+    interval. For the inputs of each sign (``x = 0`` changes nothing) both accumulators lie in
+    a *window* ``[low, high]``: the least ``rest`` plus the least of ``w * x`` and ``w' * x``
+    at the ends of the sign's input range, up to the greatest ``rest`` plus the greatest. A
+    flip is *invisible* when over every window the layer's finish (ReLU, requantization,
+    table) is constant (:func:`_constant_between`): no image can change the layer's output, so
+    no comparison of it or of any later layer can see the flip.
+
+    Attributes
+    ----------
+    layer : QLayer
+    invisible : numpy.ndarray of bool, shape (units, inputs, bits)
+    low, high : numpy.ndarray of int64, shape (2, units, inputs, bits)
+        The windows for positive (index 0) and negative (index 1) inputs.
+    signs : numpy.ndarray of bool, shape (2, inputs)
+        Whether the input's interval holds positive (index 0) and negative (index 1) values.
+    input_low, input_high : numpy.ndarray of int64, shape (inputs,)
+    rest_low, rest_high : numpy.ndarray of int64, shape (units, inputs)
+    deltas : numpy.ndarray of int64, shape (units, inputs, bits)
+        ``w' - w`` (see :func:`_flip_deltas`).
+    """
+
+    layer: object
+    invisible: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    signs: np.ndarray
+    input_low: np.ndarray
+    input_high: np.ndarray
+    rest_low: np.ndarray
+    rest_high: np.ndarray
+    deltas: np.ndarray
+
+    def reason(self, unit, item, bit):
+        """Why flip ``(unit, item, bit)`` is invisible, in words, or None when not proven."""
+        if not self.invisible[unit, item, bit]:
+            return None
+        layer = self.layer
+        weight = int(layer.weight[unit, item])
+        flipped = weight + int(self.deltas[unit, item, bit])
+        head = (f"flipping bit {bit} of {layer.name} weight [{unit}, {item}] ({weight} -> "
+                f"{flipped}) can never change {layer.name}'s output {unit}")
+        low, high = int(self.input_low[item]), int(self.input_high[item])
+        if not self.signs[:, item].any():
+            return f"{head}: its input {item} is 0 for every image (interval [{low}, {high}])"
+        windows = []
+        for sign, name in enumerate(("positive", "negative")):
+            if not self.signs[sign, item]:
+                continue
+            a, b = int(self.low[sign, unit, item, bit]), int(self.high[sign, unit, item, bit])
+            output = int(kernels.finish_array(layer, np.array([a]))[0])
+            windows.append(f"for {name} inputs both accumulators lie in [{a}, {b}], where the "
+                           f"output is always {output}")
+        return (f"{head}: input {item} is in [{low}, {high}], the accumulator without it in "
+                f"[{int(self.rest_low[unit, item])}, {int(self.rest_high[unit, item])}] "
+                f"(interval analysis); {'; '.join(windows)}")
+
+
+def _flip_proof(layer, entry):
+    """The :class:`FlipProof` of a dense layer from its interval analysis ``entry``, or None
+    where :func:`_flip_deltas` is."""
+    deltas = _flip_deltas(layer)
+    if deltas is None:
+        return None
+    weight = layer.weight.astype(np.int64)
+    x_low, x_high = entry["in_lo"].ravel(), entry["in_hi"].ravel()
+    term_low = np.minimum(weight * x_low, weight * x_high)
+    term_high = np.maximum(weight * x_low, weight * x_high)
+    rest_low = entry["acc_lo"].ravel()[:, None] - term_low
+    rest_high = entry["acc_hi"].ravel()[:, None] - term_high
+    flipped = weight[..., None] + deltas
+    ranges = ((np.maximum(x_low, 1), x_high), (x_low, np.minimum(x_high, -1)))
+    lows, highs, signs = [], [], []
+    for first, last in ranges:
+        ends = np.stack(np.broadcast_arrays(*(factor * x[None, :, None]
+                                              for factor in (weight[..., None], flipped)
+                                              for x in (first, last))))
+        lows.append(rest_low[..., None] + ends.min(axis=0))
+        highs.append(rest_high[..., None] + ends.max(axis=0))
+        signs.append(first <= last)
+    low, high, signs = np.stack(lows), np.stack(highs), np.stack(signs)
+    held = signs[:, None, :, None]
+    low, high = np.where(held, low, 0), np.where(held, high, 0)
+    invisible = (~held | _constant_between(layer, low, high)).all(axis=0)
+    return FlipProof(layer, invisible, low, high, signs, x_low, x_high, rest_low, rest_high,
+                     deltas)
+
+
+def flip_proofs(qmodel):
+    """Single-bit flips of dense layers' weights that no input can make visible.
+
+    Parameters
+    ----------
+    qmodel : QuantizedModel
+
+    Returns
+    -------
+    dict
+        Layer name to :class:`FlipProof` for every dense layer whose changed accumulators fit
+        int64 (see :func:`coverage_report`): its ``invisible`` flips provably never change the
+        layer's output, for any input of the model's input format, and ``reason`` says why.
+        Flips not proven invisible may or may not be visible.
+    """
+    analysis = _propagate(qmodel)
+    proofs = {}
+    for position, layer in enumerate(qmodel.layers):
+        if layer.kind == "dense":
+            proof = _flip_proof(layer, analysis[position])
+            if proof is not None:
+                proofs[layer.name] = proof
+    return proofs
+
+
 def _reachability(qmodel):
     """The interval analysis, per tanh layer the reachable mask and JSON-ready summary, per
-    layer with weights its provably idle inputs, and per ReLU layer the words that can never
-    be live."""
+    layer with weights its provably idle inputs, per ReLU layer the words that can never be
+    live, and per dense layer (where :func:`_flip_deltas` is not None) the provably invisible
+    weight-bit flips."""
     analysis = _propagate(qmodel)
-    tables, idle, never = {}, {}, {}
+    tables, idle, never, invisible = {}, {}, {}, {}
     for position, layer in enumerate(qmodel.layers):
         entry = analysis[position]
         if layer.has_weights:
             idle[layer.name] = _idle_inputs(layer, entry)
         if layer.activation == "relu":
             never[layer.name] = _never_live(layer, idle[layer.name], entry)
+        if layer.kind == "dense":
+            proof = _flip_proof(layer, entry)
+            if proof is not None:
+                invisible[layer.name] = proof.invisible
         if layer.activation != "tanh":
             continue
         mask, unreachable = _unreachable_reasons(qmodel, position, entry)
@@ -563,7 +732,7 @@ def _reachability(qmodel):
                 "unreachable": unreachable,
             },
         }
-    return analysis, tables, idle, never
+    return analysis, tables, idle, never, invisible
 
 
 def reachable_tables(qmodel):
@@ -584,7 +753,7 @@ def reachable_tables(qmodel):
         with the reason in words. Entries outside the reachable runs are provably never
         indexed; entries inside are not proven reachable.
     """
-    _, tables, _, _ = _reachability(qmodel)
+    tables = _reachability(qmodel)[1]
     return {name: table["summary"] for name, table in tables.items()}
 
 
@@ -619,8 +788,11 @@ def coverage_report(qmodel, images, chunk=1000, flips=True):
         with ReLU, the words of units never positive), ``live_fraction_of_possible``
         (live / (words - never_live)), ``flips`` (single-bit weight faults: words times
         weight bits), ``visible_flips`` and ``visible_flip_fraction`` (those that change the
-        layer's output for some image, and their share); the last three are ``None`` but for
-        dense layers whose changed accumulators fit int64, and always without ``flips``.
+        layer's output for some image, and their share), ``invisible_flips`` (those that
+        :func:`flip_proofs` proves no input can make visible) and
+        ``visible_flip_fraction_of_possible`` (visible / (flips - invisible)); these five are
+        ``None`` but for dense layers whose changed accumulators fit int64, and always without
+        ``flips``.
 
     Raises
     ------
@@ -629,7 +801,7 @@ def coverage_report(qmodel, images, chunk=1000, flips=True):
     """
     images = _check_images(qmodel, images)
     tables, inputs, live, visible = _scan(qmodel, images, chunk, flips=flips)
-    _, reach, idle, never = _reachability(qmodel)
+    _, reach, idle, never, invisible = _reachability(qmodel)
     layers = []
     for layer in qmodel.layers:
         row = {"name": layer.name, "table": None, "weights": None}
@@ -675,11 +847,20 @@ def coverage_report(qmodel, images, chunk=1000, flips=True):
                 "flips": None,
                 "visible_flips": None,
                 "visible_flip_fraction": None,
+                "invisible_flips": None,
+                "visible_flip_fraction_of_possible": None,
             }
             if visible.get(layer.name) is not None:
-                shown = visible[layer.name]
-                row["weights"].update(flips=int(shown.size), visible_flips=int(shown.sum()),
-                                      visible_flip_fraction=float(shown.mean()))
+                shown, hidden = visible[layer.name], invisible[layer.name]
+                if (shown & hidden).any():
+                    raise HwlenetError(f"layer {layer.name}: an image makes a weight-bit flip "
+                                       "visible that the interval analysis proved invisible")
+                possible = int(shown.size - hidden.sum())
+                row["weights"].update(
+                    flips=int(shown.size), visible_flips=int(shown.sum()),
+                    visible_flip_fraction=float(shown.mean()), invisible_flips=int(hidden.sum()),
+                    visible_flip_fraction_of_possible=(int(shown.sum()) / possible if possible
+                                                       else 1.0))
         layers.append(row)
     return {"images": int(len(images)), "layers": layers}
 
@@ -693,11 +874,15 @@ class _Relaxation:
     Values are carried in the integer units of each format: the accumulator is scaled to
     ``requant_format`` units, rounding is a straight-through estimate, and a tanh layer looks
     its table up at the rounded, saturated index, with the slope of a smoothed table as its
-    gradient (never flat, so saturated units can be pulled back). It follows the integer model
-    closely but not exactly; hits are only ever counted by the simulator.
+    gradient (never flat, so saturated units can be pulled back); likewise the ReLU and the
+    saturation pass ``leak`` of the gradient where they are flat, so that a unit that is off
+    can be turned on. It follows the integer model closely but not exactly (the values are
+    exact, up to float32 rounding; the gradients are estimates); hits are only ever counted
+    by the simulator.
     """
 
     def __init__(self, qmodel, smoothing=4, leak=0.02):
+        self.leak = leak
         self.layers = []
         for layer in qmodel.layers:
             spec = {"layer": layer}
@@ -728,11 +913,16 @@ class _Relaxation:
     def pre_activations(self, pixels, depth):
         """Per layer with weights at positions up to ``depth``: the relaxed accumulator in
         ``requant_format`` units, before the activation (the table index of a tanh layer)."""
-        x, found = pixels, {}
+        return self.run(pixels, depth)[0]
+
+    def run(self, pixels, depth):
+        """:meth:`pre_activations` and, per layer at positions up to ``depth``, its relaxed
+        output (in its output format's units)."""
+        x, found, outputs = pixels, {}, {}
         for position, spec in enumerate(self.layers[: depth + 1]):
             layer = spec["layer"]
             if layer.kind == "maxpool":
-                x = F.max_pool2d(x, 2)
+                x = outputs[position] = F.max_pool2d(x, 2)
                 continue
             if layer.kind == "conv":
                 acc = F.conv2d(x, spec["weight"], spec["bias"], padding=layer.padding)
@@ -743,12 +933,16 @@ class _Relaxation:
                        + spec["bias"].view(1, -1, 1, 1))
             found[position] = acc
             if layer.activation == "tanh":
-                x = self._table(spec, acc)
+                x = outputs[position] = self._table(spec, acc)
                 continue
             if layer.activation == "relu":
-                acc = F.relu(acc)
-            x = (acc + (torch.floor(acc + 0.5) - acc).detach()).clamp(*spec["range"])
-        return found
+                # a unit that is off still passes a little gradient, or no target behind it
+                # could ever turn it on
+                acc = F.relu(acc) + self.leak * (acc - acc.detach())
+            rounded = acc + (torch.floor(acc + 0.5) - acc).detach()
+            x = rounded.clamp(*spec["range"]) + self.leak * (rounded - rounded.detach())
+            outputs[position] = x
+        return found, outputs
 
 
 def _receptive_boxes(qmodel, position):
@@ -790,14 +984,21 @@ class _Pool:
     """Candidate vectors and the coverage items each hits beyond the ordinary vectors.
 
     Items are the table entries of every tanh layer, then the weight inputs of every layer with
-    weights, then the words of every ReLU layer that can be live (each flattened, in layer
-    order); an item is *possible* unless the interval analysis rules it out.
+    weights, then the words of every ReLU layer that can be live, then, given ``invisible``
+    (layer name to the proven-invisible flips of :func:`flip_proofs`), the weight-bit flips of
+    those dense layers (each flattened, in layer order); an item is *possible* unless the
+    interval analysis rules it out.
     """
 
-    def __init__(self, qmodel, tables, idle, never, base, chunk):
+    #: Images per simulator batch when flips are counted (a row holds every flip).
+    FLIP_CHUNK = 64
+
+    def __init__(self, qmodel, tables, idle, never, base, chunk, invisible=None):
         self.qmodel, self.chunk = qmodel, chunk
+        invisible = invisible or {}
+        self.deltas = {}
         self.segments, possible, offset = {}, [], 0
-        for kind in ("table", "inputs", "live"):
+        for kind in ("table", "inputs", "live", "flips"):
             for position, layer in enumerate(qmodel.layers):
                 if kind == "table" and layer.activation == "tanh":
                     possible.append(tables[layer.name]["mask"])
@@ -805,10 +1006,15 @@ class _Pool:
                     possible.append(~idle[layer.name].ravel())
                 elif kind == "live" and layer.activation == "relu":
                     possible.append(~never[layer.name].ravel())
+                elif kind == "flips" and layer.name in invisible:
+                    possible.append(~invisible[layer.name].ravel())
+                    self.deltas[position] = _flip_deltas(layer)
                 else:
                     continue
                 self.segments[(kind, position)] = (offset, possible[-1].size)
                 offset += possible[-1].size
+        if self.deltas:
+            self.chunk = min(chunk, self.FLIP_CHUNK)
         possible = np.concatenate(possible)
         self.observed = {}
         self.images, self.hits = [], []
@@ -831,6 +1037,13 @@ class _Pool:
                 if kind == "live":
                     parts.append(_live_rows(layer, x, on).reshape(len(x), -1))
                     continue
+                if kind == "flips":
+                    deltas = self.deltas[position]
+                    rows = np.zeros((len(x), *deltas.shape), dtype=bool)
+                    for row, (used, shown) in zip(rows, _visible_rows(layer, x, deltas)):
+                        row[:, used] = shown
+                    parts.append(rows.reshape(len(x), -1))
+                    continue
                 parts.append(_table_rows(layer, index))
                 per_map = index.reshape(len(index), index.shape[1], -1)
                 low, high = per_map.min(axis=(0, 2)), per_map.max(axis=(0, 2))
@@ -848,7 +1061,7 @@ class _Pool:
                 useful = row & self.universe
                 if (useful & ~self.covered).any():
                     self.images.append(image)
-                    self.hits.append(np.flatnonzero(useful))
+                    self.hits.append(np.flatnonzero(useful).astype(np.int32))
                     self.covered |= useful
             start += len(rows)
 
@@ -904,8 +1117,10 @@ def _structured_images(images, rng):
 
 
 def _table_targets(qmodel, pool, analysis, slots, rng, batch, restart, first):
-    """Targets ``(image, layer position, element, value, above, below, weight)`` for missed
-    table entries, tanh layers in order, and the number of images they use.
+    """Targets ``(image, layer position, element, low, high, weight)`` for missed table
+    entries, tanh layers in order, and the number of images they use: the relaxed value of the
+    element (see :meth:`_Relaxation.pre_activations`) is to lie in ``[low, high]``, which
+    weighs ``weight`` in the search.
 
     Each entry gets an output element whose interval contains it, on a map whose observed
     indices came closest (from ``restart`` 1 on, at random among the ``1 + restart`` closest),
@@ -945,8 +1160,10 @@ def _table_targets(qmodel, pool, analysis, slots, rng, batch, restart, first):
             usable = sorted(free[image] & places)
             place = usable[int(rng.integers(len(usable)))]
             free[image].discard(place)
+            low = index - _MARGIN if index > pre.min_int else -np.inf
+            high = index + _MARGIN if index < pre.max_int else np.inf
             targets.append((first + images + image, position, chosen * area + places_of[place],
-                            float(index), index > pre.min_int, index < pre.max_int, 1.0))
+                            low, high, 1.0))
         images += len(free)
     return targets, images
 
@@ -994,32 +1211,62 @@ def _input_targets(qmodel, pool, rng, batch, first):
                 return targets, len(targets)
             source = _source(qmodel, position, int(item), rng)
             if source is not None:
-                targets.append((first + len(targets), *source, 1.0, True, False, 1.0))
+                targets.append((first + len(targets), *source, 1 - _MARGIN, np.inf, 1.0))
     return targets, len(targets)
 
 
 def _dense_states(qmodel, images, chunk):
-    """Per dense ReLU layer position, over ``images``: which units have a positive
-    accumulator, bool ``(N, units)``, and which inputs are non-zero, bool ``(N, inputs)``."""
-    states = {position: ([np.zeros((0, layer.weight.shape[0]), dtype=bool)],
-                         [np.zeros((0, layer.weight.shape[1]), dtype=bool)])
-              for position, layer in enumerate(qmodel.layers)
-              if layer.kind == "dense" and layer.activation == "relu"}
-    if not states:
-        return {}
+    """Per dense layer position, over ``images``: which units have a positive accumulator
+    (``on``, bool ``(N, units)``; ReLU layers only, else None), which units are *active*
+    (``active``: the output, or the table index, strictly between the values the ReLU and
+    saturation clamp to, see :func:`_clamps`) and the input values (``x``, int64
+    ``(N, inputs)``)."""
+    dense = {position: layer for position, layer in enumerate(qmodel.layers)
+             if layer.kind == "dense"}
+    parts = {position: {"on": [], "active": [], "x": []} for position in dense}
     for steps in _walk(qmodel, images, chunk):
-        for position, (units, inputs) in states.items():
+        for position, layer in dense.items():
             _, x, _, on = steps[position]
-            units.append(on.reshape(len(x), -1))
-            inputs.append(x.reshape(len(x), -1) != 0)
-    return {position: (np.concatenate(units), np.concatenate(inputs))
-            for position, (units, inputs) in states.items()}
+            x = x.reshape(len(x), -1)
+            out = kernels.run_layer(index_layer(layer) if layer.activation == "tanh" else layer,
+                                    x)
+            low, high = _clamps(layer)
+            parts[position]["on"].append(None if on is None else on.reshape(len(x), -1))
+            parts[position]["active"].append((out > low) & (out < high))
+            parts[position]["x"].append(x.astype(np.int64))
+    states = {}
+    for position, layer in dense.items():
+        units, inputs = layer.weight.shape
+        on, active, x = (parts[position][name] for name in ("on", "active", "x"))
+        states[position] = {
+            "on": None if layer.activation != "relu" else (
+                np.concatenate(on) if on else np.zeros((0, units), dtype=bool)),
+            "active": np.concatenate(active) if active else np.zeros((0, units), dtype=bool),
+            "x": np.concatenate(x) if x else np.zeros((0, inputs), dtype=np.int64),
+        }
+    return states
+
+
+def _clamps(layer):
+    """The least and greatest output (table index with a table) of a dense layer: where the
+    ReLU and the saturation (or wrapping) of its requantization clamp it."""
+    fmt = layer.requant_format()
+    least = max(fmt.min_int, 0) if layer.activation == "relu" else fmt.min_int
+    return least, fmt.max_int
+
+
+def _active_range(layer):
+    """The relaxed pre-activation range (``requant_format`` units, see
+    :class:`_Relaxation`) that keeps a dense unit active, with a margin of half a step."""
+    least, greatest = _clamps(layer)
+    return least + 1.0, greatest - 1.0
 
 
 def _live_targets(qmodel, pool, rng, batch, first, width, states):
     """Targets making missed live words of dense ReLU layers live, the number of images they
     use (at most ``batch``, numbered from ``first``) and per image a start: an index into the
-    images of ``states`` (see :func:`_dense_states`), or ``None``.
+    images of ``states`` (see :func:`_dense_states`), or ``None``. Layers whose flips the pool
+    counts are left to the flip search, which makes their words live on the way.
 
     Each image gets the unit with the most missed words (output at least 1), up to ``width``
     of its missed inputs (non-zero, see :func:`_source`) and the ``width`` further units whose
@@ -1030,9 +1277,9 @@ def _live_targets(qmodel, pool, rng, batch, first, width, states):
     targets, images, starts = [], 0, []
     for kind, position in pool.segments:
         layer = qmodel.layers[position]
-        if kind != "live" or layer.kind != "dense":
+        if kind != "live" or layer.kind != "dense" or ("flips", position) in pool.segments:
             continue
-        known_units, known_inputs = states[position]
+        known_units, known_inputs = states[position]["on"], states[position]["x"] != 0
         units, inputs = layer.weight.shape
         open_words = np.zeros(units * inputs, dtype=bool)
         open_words[pool.missed("live", position)] = True
@@ -1051,12 +1298,12 @@ def _live_targets(qmodel, pool, rng, batch, first, width, states):
             for unit in group:
                 covered = int(open_words[unit, chosen].sum())
                 open_words[unit, chosen] = False
-                targets.append((image, position, unit, 1.0, True, False, float(covered)))
+                targets.append((image, position, unit, 1 - _MARGIN, np.inf, float(covered)))
             for item in chosen.tolist():
                 if item not in sources:
                     sources[item] = _source(qmodel, position, item, rng)
                 if sources[item] is not None:
-                    targets.append((image, *sources[item], 1.0, True, False, 1.0))
+                    targets.append((image, *sources[item], 1 - _MARGIN, np.inf, 1.0))
             start = None
             if len(known_units):
                 score = (known_units[:, group].sum(axis=1) * (inputs + 1)
@@ -1068,6 +1315,157 @@ def _live_targets(qmodel, pool, rng, batch, first, width, states):
     return targets, images, starts
 
 
+class _FlipReward:
+    """The flips of dense layers an image may newly make visible, as a function of the
+    relaxation (:meth:`_Relaxation.run`).
+
+    Flip ``(m, k, b)`` changes the accumulator by ``2**b * x[k]`` (a two's complement bit
+    weighs ``2**b``, the sign bit too); while unit ``m`` is active (its output strictly between
+    the values the ReLU and saturation clamp to, see :func:`_clamps`) it shows when the change
+    crosses a rounding step, which for an accumulator uniformly placed between two steps has
+    the chance ``min(1, 2**b * |x[k]| / 2**requant_shift)``. The reward of an image is the
+    sum of these chances over the missed flips of its active units: hard (a unit is active or
+    not, as the integer model decides) to choose states, soft (a sigmoid of the distance to the
+    clamps, ``softness`` output steps wide) for the gradient.
+    """
+
+    def __init__(self, qmodel, pool, softness=4.0):
+        self.parts, self.softness = [], softness
+        for kind, position in pool.segments:
+            if kind != "flips":
+                continue
+            layer = qmodel.layers[position]
+            units, inputs = layer.weight.shape
+            bits = layer.weight_format.width
+            flags = np.zeros(units * inputs * bits, dtype=bool)
+            flags[pool.missed("flips", position)] = True
+            if not flags.any():
+                continue
+            missed = torch.from_numpy(flags.reshape(units, inputs, bits).transpose(2, 0, 1)
+                                      .astype(np.float32))
+            scale = torch.from_numpy(
+                2.0 ** (np.arange(bits) - max(layer.requant_shift, 0))).float()
+            self.parts.append((position, missed, scale, *_clamps(layer)))
+        self.depth = max((part[0] for part in self.parts), default=-1)
+
+    def chances(self, x, scale):
+        """``(N, bits, inputs)``: the chance that flipping each bit shows, per input value."""
+        return (x.abs()[:, None, :] * scale[None, :, None]).clamp(max=1.0)
+
+    def __call__(self, pixels, found, outputs):
+        """Soft and hard rewards, ``(N,)`` each."""
+        soft = hard = torch.zeros(len(pixels))
+        for position, missed, scale, least, greatest in self.parts:
+            x = (outputs[position - 1] if position else pixels).flatten(1)
+            per_unit = torch.einsum("nbk,bmk->nm", self.chances(x, scale), missed)
+            pre = found[position]
+            rounded = torch.floor(pre.detach() + 0.5)
+            on = ((rounded > least) & (rounded < greatest)).float()
+            near = (torch.sigmoid((pre - least - 0.5) / self.softness)
+                    * torch.sigmoid((greatest - 0.5 - pre) / self.softness))
+            soft = soft + (near * per_unit).sum(axis=1)
+            hard = hard + (on * per_unit.detach()).sum(axis=1)
+        return soft, hard
+
+    def known(self, states):
+        """The hard reward of the images of ``states`` (see :func:`_dense_states`): in all,
+        ``(N,)``, and per layer position and unit, ``{position: (N, units)}``."""
+        total, units = 0.0, {}
+        for position, missed, scale, least, greatest in self.parts:
+            x = torch.from_numpy(states[position]["x"].astype(np.float32))
+            per_unit = torch.einsum("nbk,bmk->nm", self.chances(x, scale), missed)
+            active = torch.from_numpy(states[position]["active"].astype(np.float32))
+            units[position] = np.asarray(active * per_unit, dtype=np.float64)
+            total = total + units[position].sum(axis=1)
+        return np.asarray(total, dtype=np.float64), units
+
+
+def _optimise_flips(relax, reward, starts, focus, steps, lr, bar):
+    """Projected Adam on the pixels that raises each image's soft flip reward
+    (:class:`_FlipReward`) and keeps its *focus* unit active: ``focus`` holds per image None
+    or ``(layer position, unit, weight)``, whose relaxed pre-activation is to lie within
+    :func:`_active_range` (the squared miss, times ``weight``). Returns the rounded images:
+    each image's state of greatest hard reward (with its focus unit active, once it was),
+    then its last state."""
+    count = len(starts)
+    pixels = torch.tensor(starts, dtype=torch.float32).reshape(count, 1, 28, 28)
+    pixels.requires_grad_(True)
+    optimiser = torch.optim.Adam([pixels], lr=lr)
+    best = torch.full((count,), -1.0)
+    kept = torch.zeros(count, 1, 28, 28)
+    groups = []
+    for position in sorted({aim[0] for aim in focus if aim is not None}):
+        images = [image for image, aim in enumerate(focus) if aim and aim[0] == position]
+        groups.append((position, torch.tensor(images), torch.tensor([focus[i][1] for i in images]),
+                       torch.tensor([float(focus[i][2]) for i in images]),
+                       _active_range(relax.layers[position]["layer"])))
+    for _ in range(steps):
+        bar.update(1)
+        rounded = pixels + (torch.floor(pixels + 0.5) - pixels).detach()
+        found, outputs = relax.run(rounded, max([reward.depth, *(g[0] for g in groups)]))
+        soft, hard = reward(rounded, found, outputs)
+        loss = -soft.sum()
+        for position, images, units, weight, (low, high) in groups:
+            pre = found[position][images, units]
+            loss = loss + (weight * (torch.relu(low - pre) ** 2
+                                     + torch.relu(pre - high) ** 2)).sum()
+            # a state only counts once its focus unit is active
+            active = (low - 0.5 < pre.detach()) & (pre.detach() < high + 0.5)
+            hard[images] = torch.where(active, hard[images], -0.5)
+        with torch.no_grad():
+            better = hard > best
+            kept[better] = torch.floor(pixels[better] + 0.5)
+            best = torch.where(better, hard, best)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        with torch.no_grad():
+            pixels.clamp_(0, 255)
+    with torch.no_grad():
+        final = torch.cat([kept, torch.floor(pixels + 0.5)]).clamp(0, 255)
+    return final.reshape(2 * count, 28, 28).numpy().astype(np.uint8)
+
+
+def _flip_plan(reward, states, known, rng, count):
+    """Starts and focus units (see :func:`_optimise_flips`) for ``count`` images of the flip
+    search, from the ``known`` images and their ``states`` (:func:`_dense_states`).
+
+    Half the images each focus on one of the units with the most missed flips (the rarely
+    active ones, whose flips the reward alone rarely reaches), weighted by those flips and
+    started from a known image in which the unit is active (at random among the four best by
+    the unit's own reward) or else from noise; the others start from known images drawn by
+    their reward (:meth:`_FlipReward.known`) without focus.
+    """
+    score, per_unit = reward.known(states) if len(known) else (np.zeros(0), {})
+    candidates = []
+    for position, missed, *_ in reward.parts:
+        open_flips = missed.sum(axis=(0, 2)).numpy()
+        candidates += [(float(open_flips[unit]), float(rng.random()), position, unit)
+                       for unit in np.flatnonzero(open_flips)]
+    candidates.sort(reverse=True)
+    starts, focus = [], []
+    for flips, _, position, unit in candidates[: int(count * _FOCUS)]:
+        active = np.flatnonzero(states[position]["active"][:, unit]) if len(known) else []
+        if len(active):
+            own = per_unit[position][active, unit]
+            best = active[np.argsort(-own, kind="stable")[:4]]
+            starts.append(known[best[rng.integers(len(best))]].astype(np.float64))
+        else:
+            starts.append(rng.integers(0, 256, (28, 28)).astype(np.float64))
+        focus.append((position, unit, flips))
+    rest = count - len(starts)
+    if len(known) and score.sum() > 0:
+        chance = score / score.sum()
+        drawn = rng.choice(len(known), size=min(rest, int((chance > 0).sum())), replace=False,
+                           p=chance)
+        starts += [known[i].astype(np.float64) for i in drawn]
+        focus += [None] * len(drawn)
+    while len(starts) < count:
+        starts.append(rng.integers(0, 256, (28, 28)).astype(np.float64))
+        focus.append(None)
+    return np.stack(starts), focus
+
+
 def _optimise(relax, starts, targets, steps, lr, bar):
     """Projected Adam on the pixels so that every target's relaxed value is on target (the
     squared misses, weighted per target); returns the rounded images: each image's first state
@@ -1077,11 +1475,10 @@ def _optimise(relax, starts, targets, steps, lr, bar):
     pixels.requires_grad_(True)
     optimiser = torch.optim.Adam([pixels], lr=lr)
     image_of = torch.tensor([t[0] for t in targets])
-    weight = torch.tensor([t[6] for t in targets], dtype=torch.float32)
+    weight = torch.tensor([t[5] for t in targets], dtype=torch.float32)
     element = torch.tensor([t[2] for t in targets])
-    value = torch.tensor([t[3] for t in targets])
-    above = torch.tensor([t[4] for t in targets])
-    below = torch.tensor([t[5] for t in targets])
+    low = torch.tensor([t[3] for t in targets], dtype=torch.float32)
+    high = torch.tensor([t[4] for t in targets], dtype=torch.float32)
     layer_of = np.array([t[1] for t in targets])
     groups = [(position, torch.from_numpy(np.flatnonzero(layer_of == position)))
               for position in np.unique(layer_of)]
@@ -1099,8 +1496,7 @@ def _optimise(relax, starts, targets, steps, lr, bar):
         for position, select in groups:
             flat = found[position].reshape(count, -1)
             relaxed = relaxed.index_put((select,), flat[image_of[select], element[select]])
-        error = (torch.where(above, torch.relu(value - _MARGIN - relaxed), 0.0)
-                 + torch.where(below, torch.relu(relaxed - value - _MARGIN), 0.0))
+        error = torch.relu(low - relaxed) + torch.relu(relaxed - high)
         with torch.no_grad():
             met = error == 0
             score = torch.zeros(count).index_add(0, image_of, weight * met.float())
@@ -1121,24 +1517,34 @@ def _optimise(relax, starts, targets, steps, lr, bar):
     return final.reshape(2 * count, 28, 28).numpy().astype(np.uint8)
 
 
-def directed_vectors(qmodel, images=None, seed=0, max_vectors=512, rounds=8, steps=150,
-                     batch=256, copies=4, width=8, lr=8.0, chunk=1000, progress=False):
+def directed_vectors(qmodel, images=None, seed=0, max_vectors=768, rounds=8, steps=150,
+                     batch=256, copies=4, width=8, lr=8.0, chunk=1000, progress=False,
+                     flips=True, flip_rounds=20, flip_batch=64):
     """Synthetic vectors that, with ``images``, hit every reachable table entry, exercise every
-    weight word and make live every ReLU weight word they can.
+    weight word, make live every ReLU weight word and make visible every weight-bit flip of a
+    dense layer they can.
 
     Candidates are structured images (blank, saturated, checkerboards, stripes, noise of
     several densities, rescaled and inverted digits from ``images``) and images found by a
     coverage-directed search. For each reachable table entry still missed (tanh layers in
     order), an output element whose interval contains it is chosen; for each weight input
     still zero, an output of the layer producing it (through max-pooling) is to become
-    non-zero; for the words of dense ReLU layers not yet live, units are to become positive
-    together with inputs of theirs (see :func:`_live_targets`; the words of conv layers only
-    count when a candidate makes them live). Pixels are optimised for many targets at once,
-    several per image in disjoint receptive fields, through a differentiable relaxation of the
-    integer model, starting from noise, an ordinary vector or, for live targets, the known
-    image closest to them; the rounded images are then run by the integer simulator, which
-    alone counts hits. Rounds repeat on what is still missed, with ``copies`` seeded restarts
-    of each target while the batch has room. A greedy set cover finally picks a small subset.
+    non-zero; for the words of dense ReLU layers not yet live (when their flips are not
+    searched), units are to become positive together with inputs of theirs (see
+    :func:`_live_targets`; the words of conv layers only count when a candidate makes them
+    live). Pixels are optimised for many targets at once, several per image in disjoint
+    receptive fields, through a differentiable relaxation of the integer model, starting from
+    noise, an ordinary vector or, for live targets, the known image closest to them. Rounds
+    repeat on what is still missed, with ``copies`` seeded restarts of each target while the
+    batch has room.
+
+    With ``flips``, the single-bit flips of dense layers' weights (:func:`coverage_report`)
+    that the interval analysis does not prove invisible (:func:`flip_proofs`) are items too,
+    and ``flip_rounds`` more rounds of ``flip_batch`` images each raise the expected number of
+    flips still missed that an image makes visible (:class:`_FlipReward`), half of them while
+    keeping active a unit with many missed flips (:func:`_flip_plan`). The rounded images are
+    always run by the integer simulator, which alone counts hits. A greedy set cover finally
+    picks a small subset.
 
     Parameters
     ----------
@@ -1151,7 +1557,8 @@ def directed_vectors(qmodel, images=None, seed=0, max_vectors=512, rounds=8, ste
     max_vectors : int
         At most this many vectors are returned.
     rounds, steps, batch, copies : int
-        Search rounds, optimiser steps per round, images per round, restarts per target.
+        Search rounds for targets, optimiser steps per round (of either search), images per
+        round, restarts per target.
     width : int
         Inputs (and further units) per image for live targets, at least 2.
     lr : float
@@ -1160,6 +1567,10 @@ def directed_vectors(qmodel, images=None, seed=0, max_vectors=512, rounds=8, ste
         Images per batch of the simulator.
     progress : bool
         Show a progress bar (optimiser steps).
+    flips : bool
+        Also search for vectors that make weight-bit flips of dense layers visible.
+    flip_rounds, flip_batch : int
+        Rounds of the flip search and images per round.
 
     Returns
     -------
@@ -1167,37 +1578,47 @@ def directed_vectors(qmodel, images=None, seed=0, max_vectors=512, rounds=8, ste
         ``M <= max_vectors`` vectors in set-cover order (most new items first). Reachable
         entries they still miss show as ``missed`` in :func:`coverage_report` of the ordinary
         and directed vectors together, words never live as ``live`` below ``words -
-        never_live``; they are not claimed impossible.
+        never_live``, flips never visible as ``visible_flips`` below ``flips -
+        invisible_flips``; they are not claimed impossible.
     """
     if images is not None:
         images = _check_images(qmodel, images)
     for name, value in (("max_vectors", max_vectors), ("rounds", rounds), ("steps", steps),
                         ("batch", batch), ("copies", copies), ("width", width),
-                        ("chunk", chunk)):
-        _check_count(name, value, least={"max_vectors": 0, "width": 2}.get(name, 1))
+                        ("chunk", chunk), ("flip_rounds", flip_rounds),
+                        ("flip_batch", flip_batch)):
+        _check_count(name, value,
+                     least={"max_vectors": 0, "width": 2, "flip_rounds": 0}.get(name, 1))
     if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0:
         raise HwlenetError(f"lr must be a positive number, not {lr!r}")
+    if not isinstance(flips, bool):
+        raise HwlenetError(f"flips must be True or False, not {flips!r}")
     empty = np.zeros((0, 28, 28), dtype=np.uint8)
     if max_vectors == 0:
         return empty
     rng = np.random.default_rng(seed)
-    analysis, tables, idle, never = _reachability(qmodel)
-    pool = _Pool(qmodel, tables, idle, never, images, chunk)
+    analysis, tables, idle, never, invisible = _reachability(qmodel)
+    pool = _Pool(qmodel, tables, idle, never, images, chunk, invisible if flips else None)
     pool.offer(_structured_images(images, rng))
     relax = _Relaxation(qmodel)
     slots = {position: _slots(qmodel, position) if len(layer.out_shape) == 3 else None
              for position, layer in enumerate(qmodel.layers) if layer.activation == "tanh"}
     seeds = None if images is None or not len(images) else images[rng.permutation(len(images))[:64]]
+    flip_rounds = flip_rounds if pool.deltas else 0
+
+    def known():
+        return np.array([*([] if images is None else images), *pool.images],
+                        dtype=np.uint8).reshape(-1, 28, 28)
+
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        with tqdm(total=rounds * steps, desc="directed vectors", unit="step",
+        with tqdm(total=(rounds + flip_rounds) * steps, desc="directed vectors", unit="step",
                   disable=not progress) as bar:
             for restart in range(rounds):
                 bar.set_postfix(missed=pool.open())
-                known = np.array([*([] if images is None else images), *pool.images],
-                                 dtype=np.uint8).reshape(-1, 28, 28)
-                states = _dense_states(qmodel, known, chunk)
+                seen = known()
+                states = _dense_states(qmodel, seen, chunk)
                 targets, count, warm = [], 0, {}
                 for copy in range(copies):
                     more, used = _table_targets(qmodel, pool, analysis, slots, rng,
@@ -1213,6 +1634,7 @@ def directed_vectors(qmodel, images=None, seed=0, max_vectors=512, rounds=8, ste
                         break
                     targets, count = targets + more + extra + lively, count + used + held
                 if not targets:
+                    bar.update((rounds - restart) * steps)
                     break
                 starts = rng.integers(0, 256, (count, 28, 28)).astype(np.float64)
                 blend = rng.random(count)[:, None, None]
@@ -1221,8 +1643,18 @@ def directed_vectors(qmodel, images=None, seed=0, max_vectors=512, rounds=8, ste
                     reuse = rng.random(count) < 0.3
                     starts[reuse] = seeds[rng.integers(len(seeds), size=int(reuse.sum()))]
                 for image, start in warm.items():
-                    starts[image] = known[start]
+                    starts[image] = seen[start]
                 pool.offer(_optimise(relax, starts, targets, steps, lr, bar))
+            for restart in range(flip_rounds):
+                bar.set_postfix(missed=pool.open())
+                reward = _FlipReward(qmodel, pool)
+                if not reward.parts:
+                    bar.update((flip_rounds - restart) * steps)
+                    break
+                seen = known()
+                starts, focus = _flip_plan(reward, _dense_states(qmodel, seen, chunk), seen,
+                                           rng, flip_batch)
+                pool.offer(_optimise_flips(relax, reward, starts, focus, steps, lr, bar))
             bar.set_postfix(missed=pool.open())
     finally:
         torch.set_num_threads(threads)

@@ -8,9 +8,12 @@ build of the bench flips the bit after the design's initialisers ran. Each site 
 
 unobservable
     The flip provably changes no value the bench compares, for any input: a weight lane of a
-    padding output (the post-processor discards its results), or a table entry that the
+    padding output (the post-processor discards its results), a table entry that the
     interval analysis of :func:`hwlenet.verify.coverage.reachable_tables` proves no input
-    indexes. These are not simulated.
+    indexes, or a bit of a dense layer's weight whose change the interval analysis of
+    :func:`hwlenet.verify.coverage.flip_proofs` proves the layer's output hides for every
+    input (while the corrupted weights cannot overflow the hardware's accumulator). These are
+    not simulated.
 caught
     The bench reports a mismatch (or a hang) with the flip; the record keeps the first one.
 missed
@@ -77,6 +80,7 @@ class _Export:
         self.traced = [layer["name"] for layer in self.manifest["traced_layers"]]
         self.sizes = [memory["depth"] * memory["width"] for memory in self.memories]
         self._reachable = None
+        self._proofs = None
         self._images = None
         for memory in self.memories:
             self._check_memory(memory)
@@ -146,6 +150,13 @@ class _Export:
             self._reachable = reachable_tables(self.qmodel)
         return self._reachable
 
+    def proofs(self):
+        if self._proofs is None:
+            from .coverage import flip_proofs
+
+            self._proofs = flip_proofs(self.qmodel)
+        return self._proofs
+
     def sample(self, faults, seed):
         """``faults`` distinct sites, uniform over all ROM bits, in (memory, address, bit)
         order."""
@@ -211,7 +222,30 @@ class _Export:
         width = memory["lane_width"]
         record["flipped"] = _signed((record["original"] & ((1 << width) - 1)) ^ (1 << lane_bit),
                                     width)
+        if role == "weights" and record["status"] is None and layer.kind == "dense":
+            reason = self._invisible(layer, record, lane_bit)
+            if reason is not None:
+                record.update(status="unobservable", reason=reason)
         return record
+
+    def _invisible(self, layer, record, bit):
+        """Why flipping bit ``bit`` of the record's weight can never change ``layer``'s output,
+        or None when the interval analysis does not prove it (or the corrupted weights might
+        overflow the hardware's accumulator, which the proof does not model)."""
+        proof = self.proofs().get(layer.name)
+        if proof is None or bit >= proof.deltas.shape[-1]:
+            return None
+        unit, item = record["element"]
+        if record["flipped"] - record["original"] != proof.deltas[unit, item, bit]:
+            return None
+        if not proof.invisible[unit, item, bit]:
+            return None
+        weight = layer.weight.astype(np.int64)
+        weight[unit, item] = record["flipped"]
+        limit = 1 << (self.manifest["widths"]["accumulator"] - 1)
+        if accumulator_bound(dataclasses.replace(layer, weight=weight)) >= limit:
+            return None
+        return proof.reason(unit, item, bit)
 
     def _unreachable(self, layer, index):
         """Why no input indexes ``index`` of ``layer``'s table, or None when it may."""
