@@ -106,3 +106,23 @@ def qmodels(digit_images):
 
     return {name: quantize_model(resolve_model(name)[0], digit_images[0])
             for name in ("lenet5-classic", "lenet5-relu")}
+
+
+@pytest.fixture(scope="session")
+def plans():
+    """``plans(name, rows, cols)``: the hardware plan of shipped model ``name`` quantized at 8 bits
+    on seeded random calibration images (block tests need plans, not accuracy), cached."""
+    from hwlenet.checkpoint import resolve_model
+    from hwlenet.quant.quantize import quantize_model
+    from hwlenet.rtl.plan import plan_hardware
+
+    calibration = np.random.default_rng(3).integers(0, 256, (16, 28, 28), dtype=np.uint8)
+    qmodels, cache = {}, {}
+
+    def plan(name, rows, cols):
+        if name not in qmodels:
+            qmodels[name] = quantize_model(resolve_model(name)[0], calibration)
+        if (name, rows, cols) not in cache:
+            cache[name, rows, cols] = plan_hardware(qmodels[name], rows, cols)
+        return cache[name, rows, cols]
+    return plan

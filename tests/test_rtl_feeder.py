@@ -3,26 +3,10 @@ import pytest
 from amaranth.hdl import Shape
 from amaranth.sim import Simulator
 
-from hwlenet.checkpoint import resolve_model
-from hwlenet.quant.quantize import quantize_model
 from hwlenet.rtl.feeder import OperandFeeder
-from hwlenet.rtl.plan import plan_hardware
 from hwlenet.rtl.postproc import tile_tag_layout
 
-CALIBRATION = np.random.default_rng(4).integers(0, 256, (16, 28, 28), dtype=np.uint8)
 TAG_FIELDS = ("job", "row_tile", "block_row", "block_col", "image", "slot", "count", "last")
-
-
-@pytest.fixture(scope="module")
-def plans():
-    cache = {}
-
-    def plan(name, rows, cols):
-        if (name, rows, cols) not in cache:
-            qmodel = quantize_model(resolve_model(name)[0], CALIBRATION)
-            cache[name, rows, cols] = plan_hardware(qmodel, rows, cols)
-        return cache[name, rows, cols]
-    return plan
 
 
 class Banks:

@@ -2,24 +2,7 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from hwlenet.checkpoint import resolve_model
-from hwlenet.quant.quantize import quantize_model
-from hwlenet.rtl.plan import plan_hardware
 from hwlenet.rtl.streamer import ResultStreamer
-
-CALIBRATION = np.random.default_rng(6).integers(0, 256, (16, 28, 28), dtype=np.uint8)
-
-
-@pytest.fixture(scope="module")
-def plans():
-    cache = {}
-
-    def plan(name, rows, cols):
-        if (name, rows, cols) not in cache:
-            qmodel = quantize_model(resolve_model(name)[0], CALIBRATION)
-            cache[name, rows, cols] = plan_hardware(qmodel, rows, cols)
-        return cache[name, rows, cols]
-    return plan
 
 
 def random_batch(plan, rng, count):
