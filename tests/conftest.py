@@ -110,8 +110,9 @@ def qmodels(digit_images):
 
 @pytest.fixture(scope="session")
 def plans():
-    """``plans(name, rows, cols)``: the hardware plan of shipped model ``name`` quantized at 8 bits
-    on seeded random calibration images (block tests need plans, not accuracy), cached."""
+    """``plans(name, rows, cols, window_lanes=None)``: the hardware plan of shipped model
+    ``name`` quantized at 8 bits on seeded random calibration images (block tests need plans,
+    not accuracy), cached."""
     from hwlenet.checkpoint import resolve_model
     from hwlenet.quant.quantize import quantize_model
     from hwlenet.rtl.plan import plan_hardware
@@ -119,10 +120,11 @@ def plans():
     calibration = np.random.default_rng(3).integers(0, 256, (16, 28, 28), dtype=np.uint8)
     qmodels, cache = {}, {}
 
-    def plan(name, rows, cols):
+    def plan(name, rows, cols, window_lanes=None):
         if name not in qmodels:
             qmodels[name] = quantize_model(resolve_model(name)[0], calibration)
-        if (name, rows, cols) not in cache:
-            cache[name, rows, cols] = plan_hardware(qmodels[name], rows, cols)
-        return cache[name, rows, cols]
+        key = name, rows, cols, window_lanes
+        if key not in cache:
+            cache[key] = plan_hardware(qmodels[name], rows, cols, window_lanes=window_lanes)
+        return cache[key]
     return plan

@@ -79,7 +79,8 @@ def run_batch(plan, images):
 
 
 @pytest.mark.parametrize("name,rows,cols", [("lenet5-relu", 8, 8), ("lenet5-classic", 4, 4),
-                                            ("lenet5-relu", 3, 8)])
+                                            ("lenet5-relu", 3, 8), ("lenet5-classic", 3, 5),
+                                            ("lenet5-relu", 4, 6)])
 def test_measured_barrier_is_the_planned_one(name, rows, cols):
     """Idle cycles between a job's flush and the next job's first token, measured with the
     real array and post-processor: ``plan.barrier`` before a job that reads its predecessor's

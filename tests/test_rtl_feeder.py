@@ -6,7 +6,8 @@ from amaranth.sim import Simulator
 from hwlenet.rtl.feeder import OperandFeeder
 from hwlenet.rtl.postproc import tile_tag_layout
 
-TAG_FIELDS = ("job", "row_tile", "block_row", "block_col", "image", "slot", "count", "last")
+TAG_FIELDS = ("job", "row_tile", "block_row", "block_col", "phase", "image", "slot", "count",
+              "last")
 
 
 class Banks:
@@ -27,22 +28,23 @@ class Banks:
         self.addresses = [ctx.get(port.addr) for port in self.ports]
 
 
-def feature_location(buffer, half, channel, y, x, copy):
-    """``(bank, row)`` of ``(channel, y, x)``: banks ``(y % 2, x % half)``, row
-    ``channel * plane + (y // 2) * row_words + x // half (+ copy * copy_words)``."""
-    row_words = buffer.width // half
+def feature_location(buffer, lanes, channel, y, x, copy):
+    """``(bank, row)`` of ``(channel, y, x)``: banks ``(y % 2, x % lanes)``, row
+    ``channel * plane + (y // 2) * row_words + x // lanes (+ copy * copy_words)``."""
+    row_words = buffer.width // lanes
     plane = buffer.height // 2 * row_words
-    row = channel * plane + (y // 2) * row_words + x // half
+    row = channel * plane + (y // 2) * row_words + x // lanes
     if buffer.copies > 1:
         row += copy * buffer.channels * plane
-    return (y % 2) * half + x % half, row
+    return (y % 2) * lanes + x % lanes, row
 
 
 def expected_edge(plan, banks, token):
     """The weights and operands a valid token must bring to the edge, from the artifact's
-    weights and the buffers' contents (``k`` walks the weights' flattened reduction axis)."""
+    weights and the buffers' contents (``k`` walks the weights' flattened reduction axis);
+    None for the operand of an idle column."""
     rows, cols = plan.rows, plan.cols
-    half, groups = cols // 2, cols // 4
+    windows, groups = plan.windows, plan.fc_subbanks
     job = plan.jobs[token["job"]]
     layer = job.layer
     matrix = layer.weight.reshape(layer.weight.shape[0], -1)
@@ -56,9 +58,14 @@ def expected_edge(plan, banks, token):
         buffer = plan.input_buffer if first else plan.mid_buffer
         memory = banks["input"] if first else banks["mid"]
         for c in range(cols):
-            y = 2 * token["block_row"] + c // half + ky
-            x = half * token["block_col"] + c % half + kx
-            bank, row = feature_location(buffer, half, channel, y, x, token["copy"])
+            member = plan.column_member(c, token["phase"])
+            if member is None:
+                operands.append(None)
+                continue
+            window, dy, dx = member
+            y = 2 * token["block_row"] + dy + ky
+            x = 2 * (windows * token["block_col"] + window) + dx + kx
+            bank, row = feature_location(buffer, 2 * windows, channel, y, x, token["copy"])
             operands.append(int(memory.words[bank][row]))
     elif job is plan.dense_jobs[0]:
         # feature k of the flattened pooled maps, where the buffer writer put it
@@ -84,9 +91,11 @@ def random_tokens(plan, rng, count):
         base = {"job": job.index, "row_tile": int(rng.integers(job.row_tiles)),
                 "block_row": int(rng.integers(getattr(job, "block_rows", 1))),
                 "block_col": int(rng.integers(getattr(job, "block_cols", 1))),
+                "phase": int(rng.integers(getattr(job, "phases", 1))),
                 "copy": int(rng.integers(2))}
         if job.kind == "dense":  # coordinates a dense job ignores
-            base.update(block_row=int(rng.integers(4)), block_col=int(rng.integers(4)))
+            base.update(block_row=int(rng.integers(4)), block_col=int(rng.integers(4)),
+                        phase=int(rng.integers(2)))
         run = int(rng.integers(1, 12)) if rng.random() < 0.4 else 1
         start = int(rng.integers(job.tile_period))
         for step in range(start, min(start + run, job.tile_period)):
@@ -99,14 +108,16 @@ def random_tokens(plan, rng, count):
     return tokens[:count]
 
 
-@pytest.mark.parametrize("name,rows,cols", [("lenet5-relu", 4, 4), ("lenet5-classic", 3, 8),
-                                            ("lenet5-relu", 8, 8)])
-def test_edges_carry_the_planned_weights_and_operands(plans, name, rows, cols):
+@pytest.mark.parametrize("name,rows,cols,lanes", [
+    ("lenet5-relu", 4, 4, 4), ("lenet5-classic", 3, 8, 4), ("lenet5-relu", 8, 8, 4),
+    ("lenet5-classic", 3, 5, 1), ("lenet5-relu", 4, 6, 2), ("lenet5-relu", 1, 1, 1),
+    ("lenet5-classic", 2, 12, 2), ("lenet5-relu", 5, 7, 1)])
+def test_edges_carry_the_planned_weights_and_operands(plans, name, rows, cols, lanes):
     """For every token, ``LATENCY`` cycles later (measured): its flags and tag and, for a
-    valid one, the weights of its row tile and step and every column's operand read from the
-    buffers modelled in Python at the address the docstring's formulas give."""
-    plan = plans(name, rows, cols)
-    rng = np.random.default_rng(rows * 10 + cols)
+    valid one, the weights of its row tile and step and every working column's operand read
+    from the buffers modelled in Python at the address the docstring's formulas give."""
+    plan = plans(name, rows, cols, lanes)
+    rng = np.random.default_rng(rows * 100 + cols * 10 + lanes)
     dut = OperandFeeder(plan=plan)
     width = plan.operand_width
     banks = {"input": Banks(dut.input_read, width, rng), "mid": Banks(dut.mid_read, width, rng),
@@ -115,7 +126,7 @@ def test_edges_carry_the_planned_weights_and_operands(plans, name, rows, cols):
         banks[f"dense{position}"] = Banks(ports, width, rng)
     tokens = random_tokens(plan, rng, 300)
     idle = {"valid": 0, "clear": 0, "capture": 0, "job": 0, "row_tile": 0, "block_row": 0,
-            "block_col": 0, "k": 0, "copy": 0, "tag": {name: 0 for name in TAG_FIELDS}}
+            "block_col": 0, "phase": 0, "k": 0, "copy": 0, "tag": {name: 0 for name in TAG_FIELDS}}
     edges = []
 
     async def bench(ctx):
@@ -151,7 +162,8 @@ def test_edges_carry_the_planned_weights_and_operands(plans, name, rows, cols):
         if token["valid"]:
             weights, operands = expected_edge(plan, banks, token)
             assert edge["weights"] == weights, (cycle, token)
-            assert edge["operands"] == operands, (cycle, token)
+            assert [got for got, want in zip(edge["operands"], operands) if want is not None] \
+                == [want for want in operands if want is not None], (cycle, token)
             checked[plan.jobs[token["job"]].kind] += 1
     # the idle tail brings nothing valid
     assert all(edge["flags"] == (0, 0, 0) for edge in edges[len(tokens) + OperandFeeder.LATENCY:])

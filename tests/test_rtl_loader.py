@@ -7,14 +7,15 @@ from hwlenet.rtl.loader import InputLoader
 
 def buffer_location(plan, channel, y, x, copy):
     """``(bank, row)`` of input-buffer element ``(channel, y, x)`` (padded coordinates) of copy
-    ``copy``, from the feature buffer's documented rule: banks ``(y % 2, x % half)``, row
-    ``channel * plane + (y // 2) * row_words + x // half + copy * copy_words``."""
+    ``copy``, from the feature buffer's documented rule: banks ``(y % 2, x % lanes)`` with
+    ``lanes = 2 * windows``, row ``channel * plane + (y // 2) * row_words + x // lanes +
+    copy * copy_words``."""
     buffer = plan.input_buffer
-    half = plan.cols // 2
-    row_words = buffer.width // half
+    lanes = 2 * plan.windows
+    row_words = buffer.width // lanes
     plane = buffer.height // 2 * row_words
-    row = channel * plane + (y // 2) * row_words + x // half + copy * buffer.channels * plane
-    return (y % 2) * half + x % half, row
+    row = channel * plane + (y // 2) * row_words + x // lanes + copy * buffer.channels * plane
+    return (y % 2) * lanes + x % lanes, row
 
 
 def simulate(plan, images, last, holds, rng):
@@ -75,6 +76,7 @@ def simulate(plan, images, last, holds, rng):
 
 @pytest.mark.parametrize("name,rows,cols,count", [
     ("lenet5-relu", 4, 4, 3), ("lenet5-classic", 3, 8, 3), ("lenet5-relu", 8, 16, 2),
+    ("lenet5-classic", 3, 5, 2), ("lenet5-relu", 4, 6, 2), ("lenet5-relu", 1, 1, 2),
 ])
 def test_pixels_land_in_alternating_copies(plans, name, rows, cols, count):
     """Every accepted pixel is written once, in its cycle, to bank ``bank(y + pad, x + pad)``,
@@ -106,7 +108,7 @@ def test_pixels_land_in_alternating_copies(plans, name, rows, cols, count):
                 for x in range(width):
                     expected.append((*buffer_location(plan, c, y + pad, x + pad, image % 2),
                                      int(images[image, c, y, x])))
-    banks = [{} for _ in range(cols)]
+    banks = [{} for _ in range(plan.input_buffer.banks)]
     written, snapshots = [], []
     for number, cycle in enumerate(cycles):
         enabled = [(bank, addr, data) for bank, (en, addr, data) in enumerate(cycle["writes"])

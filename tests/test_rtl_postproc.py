@@ -9,7 +9,8 @@ from hwlenet.rtl.postproc import PostProcessor
 from hwlenet.sim.kernels import requantize_array
 
 CALIBRATION = np.random.default_rng(1).integers(0, 256, (32, 28, 28), dtype=np.uint8)
-TAG_FIELDS = ("job", "row_tile", "block_row", "block_col", "image", "slot", "count", "last")
+TAG_FIELDS = ("job", "row_tile", "block_row", "block_col", "phase", "image", "slot", "count",
+              "last")
 
 
 def activate(layer, acc):
@@ -21,14 +22,20 @@ def activate(layer, acc):
     return layer.lut[value - fmt.min_int] if layer.activation == "tanh" else value
 
 
-def expected_outputs(plan, job, channel, acc):
+def expected_outputs(plan, job, channel, accs):
+    """The outputs of one array row: ``accs`` holds the row's accumulators of every phase of
+    its tile (one for dense jobs); window ``g``'s members are columns ``g * window_lanes`` on
+    of each phase."""
     layer = job.layer
-    y = activate(layer, acc + layer.aligned_bias()[channel]) if channel < len(layer.bias) else None
-    if y is None or job.kind == "dense":
-        return y
-    half = plan.cols // 2
-    windows = [y[[2 * g, 2 * g + 1, half + 2 * g, half + 2 * g + 1]]
-               for g in range(plan.cols // 4)]
+    if channel >= len(layer.bias):
+        return None
+    ys = [activate(layer, acc + layer.aligned_bias()[channel]) for acc in accs]
+    if job.kind == "dense":
+        return ys[0]
+    lanes = plan.window_lanes
+    windows = [np.array([y[g * lanes + j] for y in ys for j in range(lanes)])
+               for g in range(plan.windows)]
+    assert all(len(w) == 4 for w in windows)
     if job.pool.kind == "maxpool":
         return np.array([w.max() for w in windows])
     pool = job.pool
@@ -36,58 +43,70 @@ def expected_outputs(plan, job, channel, acc):
     return activate(pool, int(pool.weight[channel]) * sums + pool.aligned_bias()[channel])
 
 
-def expected_lanes(plan, job, channel, acc, tag):
+def expected_lanes(plan, job, channel, accs, tag):
     """The stored results of one drained row: lane -> value, for the lanes that hold one.
 
-    A conv job's group ``g`` of block column ``b`` is pooled column ``b * cols/4 + g`` (none
-    past the pooled width); a dense job's lane ``c`` is image ``c`` of a batch of ``count``;
-    rows past the layer's last output channel hold nothing.
+    A conv job's window ``g`` of block column ``b`` is pooled column ``b * windows + g`` (none
+    past the pooled width), stored at the last phase only; a dense job's lane ``c`` is image
+    ``c`` of a batch of ``count``; rows past the layer's last output channel hold nothing.
     """
-    y = expected_outputs(plan, job, channel, acc)
+    if job.kind == "conv" and tag["phase"] != job.phases - 1:
+        return {}
+    y = expected_outputs(plan, job, channel, accs)
     if y is None:
         return {}
     if job.kind == "dense":
         return {c: int(y[c]) for c in range(tag["count"])}
-    groups, pooled_width = plan.cols // 4, job.pool.out_shape[2]
+    groups, pooled_width = plan.windows, job.pool.out_shape[2]
     return {g: int(y[g]) for g in range(groups) if tag["block_col"] * groups + g < pooled_width}
 
 
 def make_stimuli(plan, rng):
-    """Every row of every row tile of every job, with random accumulators, an edge or random
-    block column, a full or partial batch, a random ``last`` flag and idle cycles between."""
+    """Every row of every row tile of every job, each tile for all its phases in order, with
+    random accumulators, an edge or random block column, a full or partial batch, a random
+    ``last`` flag and idle cycles between rows. Each item carries the row's accumulators of the
+    tile's phases so far."""
     rows, cols = plan.rows, plan.cols
     stimuli = []
     for job in plan.jobs:
         limit = 1 << (job.layer.accumulator_width - 2)
         for row_tile in range(job.row_tiles):
-            for row in range(rows):
-                tag = {"job": job.index, "row_tile": row_tile, "block_row": 0, "block_col": 0,
-                       "image": len(stimuli), "slot": int(rng.integers(cols)), "count": cols,
-                       "last": int(rng.integers(2))}
-                if job.kind == "conv":
-                    tag["block_row"] = int(rng.integers(job.block_rows))
-                    tag["block_col"] = int(job.block_cols - 1 if rng.integers(2)
-                                           else rng.integers(job.block_cols))
-                elif rng.integers(3):
-                    tag["count"] = int(rng.integers(1, cols))
-                stimuli.append((job, row, rng.integers(-limit, limit, cols), tag,
-                                int(rng.integers(3))))
+            tag = {"job": job.index, "row_tile": row_tile, "block_row": 0, "block_col": 0,
+                   "phase": 0, "image": len(stimuli), "slot": int(rng.integers(cols)),
+                   "count": cols, "last": int(rng.integers(2))}
+            if job.kind == "conv":
+                tag["block_row"] = int(rng.integers(job.block_rows))
+                tag["block_col"] = int(job.block_cols - 1 if rng.integers(2)
+                                       else rng.integers(job.block_cols))
+            elif rng.integers(3):
+                tag["count"] = int(rng.integers(1, cols)) if cols > 1 else 1
+            history = [[] for _ in range(rows)]
+            for phase in range(getattr(job, "phases", 1)):
+                for row in range(rows):
+                    acc = rng.integers(-limit, limit, cols)
+                    history[row].append(acc)
+                    stimuli.append((job, row, acc, {**tag, "phase": phase},
+                                    int(rng.integers(3)), list(history[row])))
     return stimuli
 
 
 @pytest.mark.parametrize("name", ["lenet5-classic", "lenet5-relu"])
-@pytest.mark.parametrize("bits,rows,cols", [(8, 8, 8), (6, 4, 8), (8, 3, 4), (8, 5, 16)])
-def test_postprocessor_matches_numba(name, bits, rows, cols):
+@pytest.mark.parametrize("bits,rows,cols,lanes", [
+    (8, 8, 8, 4), (6, 4, 8, 4), (8, 3, 4, 4), (8, 5, 16, 4), (8, 3, 5, 1), (7, 4, 6, 2),
+    (8, 1, 1, 1), (8, 2, 3, 2)])
+def test_postprocessor_matches_numba(name, bits, rows, cols, lanes):
     """Values, lane masks (channels past the layer, pooled columns past its width, images
-    past a partial batch), channels, tags and ``done`` against the Python model."""
+    past a partial batch, phases before the last), channels, tags and ``done`` against the
+    Python model."""
     qmodel = quantize_model(resolve_model(name)[0], CALIBRATION, bits, bits)
-    plan = plan_hardware(qmodel, rows, cols)
+    plan = plan_hardware(qmodel, rows, cols, window_lanes=lanes)
     dut = PostProcessor(plan=plan)
-    stimuli = make_stimuli(plan, np.random.default_rng(bits * 100 + rows * 10 + cols))
+    stimuli = make_stimuli(plan, np.random.default_rng(bits * 1000 + rows * 100 + cols * 10
+                                                       + lanes))
     outputs = []
 
     async def feed(ctx):
-        for job, row, acc, tag, idle in stimuli:
+        for job, row, acc, tag, idle, _ in stimuli:
             ctx.set(dut.drain.valid, 1)
             ctx.set(dut.drain.row, row)
             for c in range(cols):
@@ -118,21 +137,24 @@ def test_postprocessor_matches_numba(name, bits, rows, cols):
     sim.add_testbench(collect, background=True)
     sim.run()
     expected = []
-    for job, row, acc, tag, _ in stimuli:
+    for job, row, _, tag, _, accs in stimuli:
         channel = tag["row_tile"] * rows + row
-        lanes = expected_lanes(plan, job, channel, acc, tag)
+        values = expected_lanes(plan, job, channel, accs, tag)
         done = int(tag["last"] and row == rows - 1)
-        if lanes or done:
-            expected.append((channel, lanes, done, tag))
+        if values or done:
+            expected.append((channel, values, done, tag))
     assert len(outputs) == len(expected)
     for got, want in zip(outputs, expected):
         assert got == want
     # every mask was exercised: rows past the last channel, partial batches, done flags and,
     # where the pooled width leaves a partial group, edge columns
-    assert any(not expected_lanes(plan, job, t["row_tile"] * rows + row, acc, t)
-               for job, row, acc, t, _ in stimuli)
-    assert any(t["count"] < cols and lanes for _, lanes, _, t in expected)
+    if any(job.layer.out_shape[0] % rows for job in plan.jobs):
+        assert any(not expected_lanes(plan, job, t["row_tile"] * rows + row, accs, t)
+                   for job, row, _, t, _, accs in stimuli if t["phase"] == plan.phases - 1)
+    if cols > 1:
+        assert any(t["count"] < cols and values for _, values, _, t in expected)
     assert any(done for _, _, done, _ in expected)
     conv = len(plan.conv_jobs)
-    if any(job.pool.out_shape[2] % (cols // 4) for job in plan.conv_jobs):
-        assert any(t["job"] < conv and 0 < len(lanes) < cols // 4 for _, lanes, _, t in expected)
+    if any(job.pool.out_shape[2] % plan.windows for job in plan.conv_jobs):
+        assert any(t["job"] < conv and 0 < len(values) < plan.windows
+                   for _, values, _, t in expected)

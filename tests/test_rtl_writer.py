@@ -4,16 +4,19 @@ from amaranth.sim import Simulator
 
 from hwlenet.rtl.writer import BufferWriter
 
-TAG_FIELDS = ("job", "row_tile", "block_row", "block_col", "image", "slot", "count", "last")
+ARRAYS = [("lenet5-relu", 4, 4, 4), ("lenet5-classic", 3, 8, 4), ("lenet5-relu", 8, 8, 4),
+          ("lenet5-classic", 5, 16, 4), ("lenet5-classic", 3, 5, 1), ("lenet5-relu", 4, 6, 2),
+          ("lenet5-relu", 1, 1, 1), ("lenet5-classic", 2, 12, 2)]
 
 
 def mid_location(plan, channel, y, x):
     """``(bank, row)`` of ``(channel, y, x)`` (padded) in the middle buffer: banks
-    ``(y % 2, x % half)``, row ``channel * plane + (y // 2) * row_words + x // half``."""
-    buffer, half = plan.mid_buffer, plan.cols // 2
-    row_words = buffer.width // half
-    return (y % 2) * half + x % half, (channel * (buffer.height // 2) + y // 2) * row_words \
-        + x // half
+    ``(y % 2, x % lanes)`` with ``lanes = 2 * windows``, row
+    ``channel * plane + (y // 2) * row_words + x // lanes``."""
+    buffer, lanes = plan.mid_buffer, 2 * plan.windows
+    row_words = buffer.width // lanes
+    return (y % 2) * lanes + x % lanes, (channel * (buffer.height // 2) + y // 2) * row_words \
+        + x // lanes
 
 
 def layer_values(layer, rng, size):
@@ -23,14 +26,15 @@ def layer_values(layer, rng, size):
 
 def conv_output(plan, job, rng, channel, block_row, block_col, image, slot):
     """One cycle of the post-processor's output for a conv job: lane ``g`` is pooled column
-    ``block_col * cols/4 + g`` (valid only inside the pooled width)."""
-    cols, groups = plan.cols, plan.cols // 4
+    ``block_col * windows + g`` (valid only inside the pooled width)."""
+    cols, groups = plan.cols, plan.windows
     pooled_w = job.pool.out_shape[2]
     valid = [int(g < groups and block_col * groups + g < pooled_w) for g in range(cols)]
     return {"valid": valid, "value": [int(v) for v in layer_values(job.pool, rng, cols)],
             "channel": channel,
             "tag": {"job": job.index, "row_tile": channel // plan.rows, "block_row": block_row,
-                    "block_col": block_col, "image": image, "slot": slot,
+                    "block_col": block_col, "phase": job.phases - 1, "image": image,
+                    "slot": slot,
                     "count": slot + 1, "last": 0}, "done": 0}
 
 
@@ -39,7 +43,7 @@ def dense_output(plan, job, rng, channel, image, count):
     return {"valid": [int(c < count) for c in range(cols)],
             "value": [int(v) for v in layer_values(job.layer, rng, cols)], "channel": channel,
             "tag": {"job": job.index, "row_tile": channel // plan.rows, "block_row": 0,
-                    "block_col": 0, "image": image, "slot": count, "count": count, "last": 0},
+                    "block_col": 0, "phase": 0, "image": image, "slot": count, "count": count, "last": 0},
             "done": 0}
 
 
@@ -110,7 +114,7 @@ def simulate(plan, outputs, whole=True):
 def expected_writes(plan, output):
     """``{port group: {port: (addr, data)}}`` of the ports one output enables, per the
     docstring; the store interface's valid lanes and finish; the trace's lanes."""
-    cols, groups = plan.cols, plan.cols // 4
+    cols, groups = plan.cols, plan.windows
     job = plan.jobs[output["tag"]["job"]]
     tag, channel = output["tag"], output["channel"]
     lanes = [c for c in range(cols) if output["valid"][c]]
@@ -143,15 +147,14 @@ def expected_writes(plan, output):
     return writes, store, trace
 
 
-@pytest.mark.parametrize("name,rows,cols", [("lenet5-relu", 4, 4), ("lenet5-classic", 3, 8),
-                                            ("lenet5-relu", 8, 8), ("lenet5-classic", 5, 16)])
-def test_writes_follow_the_documented_formulas(plans, name, rows, cols):
+@pytest.mark.parametrize("name,rows,cols,lanes", ARRAYS)
+def test_writes_follow_the_documented_formulas(plans, name, rows, cols, lanes):
     """Per cycle, for random outputs of every job: exactly the ports the docstring names are
     enabled, with its addresses and the lanes' values; the last dense job's outputs (and only
     theirs) go to ``store`` with ``finish`` on ``done``; ``trace`` names each written value's
     layer, image and element index."""
-    plan = plans(name, rows, cols)
-    rng = np.random.default_rng(rows * 100 + cols)
+    plan = plans(name, rows, cols, lanes)
+    rng = np.random.default_rng(rows * 100 + cols * 10 + lanes)
     outputs = random_outputs(plan, rng, 400)
     captured = simulate(plan, outputs)
     assert BufferWriter.LATENCY == 0
@@ -179,7 +182,8 @@ def test_writes_follow_the_documented_formulas(plans, name, rows, cols):
                    for port in range(len(cycle["writes"][group])))
                for group in captured[0]["writes"])
     assert any(cycle["store"]["finish"] for cycle in captured)
-    assert any(0 < sum(cycle["store"]["valid"]) < cols for cycle in captured)
+    if cols > 1:
+        assert any(0 < sum(cycle["store"]["valid"]) < cols for cycle in captured)
 
 
 def store_layer(plan, job, rng, slot):
@@ -187,7 +191,7 @@ def store_layer(plan, job, rng, slot):
     post-processor produces them; returns the pooled maps and the outputs."""
     maps = rng.integers(job.pool.output_format.min_int, job.pool.output_format.max_int,
                         job.pool.out_shape, endpoint=True)
-    groups = plan.cols // 4
+    groups = plan.windows
     outputs = []
     for row_tile in range(job.row_tiles):
         for block_row in range(job.block_rows):
@@ -203,14 +207,17 @@ def store_layer(plan, job, rng, slot):
     return maps, outputs
 
 
-@pytest.mark.parametrize("name,rows,cols", [("lenet5-relu", 4, 4), ("lenet5-classic", 3, 8)])
-def test_whole_layers_land_where_the_next_job_reads(plans, name, rows, cols):
+@pytest.mark.parametrize("name,rows,cols,lanes", [("lenet5-relu", 4, 4, 4),
+                                                  ("lenet5-classic", 3, 8, 4),
+                                                  ("lenet5-classic", 3, 5, 1),
+                                                  ("lenet5-relu", 4, 6, 2)])
+def test_whole_layers_land_where_the_next_job_reads(plans, name, rows, cols, lanes):
     """All of the first conv job's pooled maps, then all of the second's for two image slots:
     the middle buffer, modelled from the captured writes, holds the maps at their padded
     places as the plan's :meth:`FeatureBuffer.address`/``bank`` find them (padding never
     written), and the first dense job's k-table finds feature ``k`` of each slot's flattened
     maps in the flattened-feature banks."""
-    plan = plans(name, rows, cols)
+    plan = plans(name, rows, cols, lanes)
     rng = np.random.default_rng(cols)
     conv0, conv1 = plan.conv_jobs
     maps0, outputs = store_layer(plan, conv0, rng, 0)
@@ -218,8 +225,8 @@ def test_whole_layers_land_where_the_next_job_reads(plans, name, rows, cols):
     for _, layer_outputs in slots.values():
         outputs += layer_outputs
     captured = simulate(plan, outputs, whole=False)
-    mid = [{} for _ in range(cols)]
-    fc = [{} for _ in range(cols * (cols // 4))]
+    mid = [{} for _ in range(plan.mid_buffer.banks)]
+    fc = [{} for _ in range(cols * plan.fc_subbanks)]
     for cycle in captured:
         for memory, group in ((mid, "mid"), (fc, "fc")):
             for port, (en, addr, data) in enumerate(cycle["writes"][group]):
@@ -237,7 +244,7 @@ def test_whole_layers_land_where_the_next_job_reads(plans, name, rows, cols):
     np.testing.assert_array_equal(padded[:, pad:pad + height, pad:pad + width], maps0)
     assert sum(len(bank) for bank in mid) == maps0.size
     dense0 = plan.dense_jobs[0]
-    groups = cols // 4
+    groups = plan.fc_subbanks
     for slot, (maps, _) in slots.items():
         features = [fc[slot * groups + subbank][row] for subbank, row in dense0.ktable]
         np.testing.assert_array_equal(features, maps.ravel())

@@ -71,9 +71,12 @@ class LeNetAccelerator(wiring.Component):
                 wiring.connect(m, writer_port, memory.write_port())
             assert len(readers) == len(writers) == count
 
-        buffer("input", cols, plan.input_buffer.depth, feeder.input_read, loader.writes)
-        buffer("mid", cols, plan.mid_buffer.depth, feeder.mid_read, writer.mid_writes)
-        buffer("fcin", cols * (cols // 4), plan.fc_input_depth, feeder.fc_read, writer.fc_writes)
+        buffer("input", plan.input_buffer.banks, plan.input_buffer.depth, feeder.input_read,
+               loader.writes)
+        buffer("mid", plan.mid_buffer.banks, plan.mid_buffer.depth, feeder.mid_read,
+               writer.mid_writes)
+        buffer("fcin", cols * plan.fc_subbanks, plan.fc_input_depth, feeder.fc_read,
+               writer.fc_writes)
         for position, job in enumerate(plan.dense_jobs[:-1]):
             buffer(f"dense{job.index}", cols, job.layer.out_shape[0],
                    feeder.dense_read[position], writer.dense_writes[position])

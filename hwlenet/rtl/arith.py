@@ -14,8 +14,8 @@ from amaranth.hdl import Mux
 
 from .fixedpoint import fit, round_shift
 
-__all__ = ["fit_layer", "requantize_layer", "round_layer", "scaled", "table_address",
-           "window_sum", "window_total"]
+__all__ = ["divmod_constant", "fit_layer", "requantize_layer", "round_layer", "scaled",
+           "table_address", "window_sum", "window_total"]
 
 
 def requantize_layer(total, layer):
@@ -81,3 +81,24 @@ def scaled(value, constant):
     for term in terms[1:]:
         total = total + term
     return total
+
+
+def divmod_constant(value, divisor, limit):
+    """``divmod(value, divisor)`` for a non-negative ``value`` below ``limit`` and a positive
+    integer ``divisor``: for an Amaranth value, bit slices when ``divisor`` is a power of two,
+    else a count of the ``limit // divisor`` comparisons ``value >= k * divisor`` (no hardware
+    divider); for a Python integer, the quotient and remainder."""
+    if isinstance(divisor, bool) or not isinstance(divisor, int) or divisor < 1:
+        raise TypeError(f"divisor must be a positive integer, not {divisor!r}")
+    if isinstance(value, int):
+        return divmod(value, divisor)
+    shift = divisor.bit_length() - 1
+    if divisor == 1 << shift:
+        return value >> shift, value & (divisor - 1)
+    steps = [value >= k * divisor for k in range(1, -(-limit // divisor))]
+    if not steps:
+        return value & 0, value
+    quotient = steps[0]
+    for step in steps[1:]:
+        quotient = quotient + step
+    return quotient, (value - scaled(quotient, divisor)).as_unsigned()

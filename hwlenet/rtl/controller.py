@@ -21,6 +21,7 @@ def token_layout(plan):
         "row_tile": tag["row_tile"].shape,
         "block_row": tag["block_row"].shape,
         "block_col": tag["block_col"].shape,
+        "phase": tag["phase"].shape,
         "k": unsigned(ceil_log2(max(job.tile_period for job in plan.jobs) + 1)),
         "copy": 1,
         "tag": tag,
@@ -38,7 +39,7 @@ class Controller(wiring.Component):
     Per batch of up to ``cols`` images: for each image, the conv jobs in order (the first waits
     until the image is loaded, and releases the image's input buffer once issued); then the
     dense jobs, with the batch as array columns. A job walks its tiles (row tile, block row,
-    block column), each for ``tile_period`` cycles of which the first ``depth``
+    block column, phase), each for ``tile_period`` cycles of which the first ``depth``
     multiply-accumulate, and ends with one flush token that captures
     the last tile. A job that reads what the previous job wrote first waits until the
     post-processor reports that job done (``done``). A batch ends after ``cols`` images or
@@ -71,6 +72,7 @@ class Controller(wiring.Component):
         row_tile = Signal.like(token.row_tile)
         block_row = Signal.like(token.block_row)
         block_col = Signal.like(token.block_col)
+        phase = Signal.like(token.phase)
         step = Signal.like(token.k)
         image = Signal(32)
         batch_base = Signal(32)
@@ -83,27 +85,30 @@ class Controller(wiring.Component):
 
         m.d.sync += outstanding.eq(outstanding + flush - self.done)
 
-        depth, period, row_tiles, block_rows, block_cols = (Signal(16, name=n) for n in (
-            "depth", "period", "row_tiles", "block_rows", "block_cols"))
+        depth, period, row_tiles, block_rows, block_cols, phases = (
+            Signal(16, name=n) for n in (
+                "depth", "period", "row_tiles", "block_rows", "block_cols", "phases"))
         with m.Switch(job):
             for item in jobs:
                 with m.Case(item.index):
                     m.d.comb += [depth.eq(item.depth), period.eq(item.tile_period),
                                  row_tiles.eq(item.row_tiles),
                                  block_rows.eq(getattr(item, "block_rows", 1)),
-                                 block_cols.eq(getattr(item, "block_cols", 1))]
+                                 block_cols.eq(getattr(item, "block_cols", 1)),
+                                 phases.eq(getattr(item, "phases", 1))]
 
         is_dense = Signal()
         m.d.comb += is_dense.eq(job >= conv[-1].index + 1)
+        last_phase = phase == phases - 1
         last_col = block_col == block_cols - 1
         last_brow = block_row == block_rows - 1
         last_rtile = row_tile == row_tiles - 1
-        last_tile = last_col & last_brow & last_rtile
+        last_tile = last_phase & last_col & last_brow & last_rtile
         current_tag = Signal(tag_shape)
         m.d.comb += [
             current_tag.job.eq(job), current_tag.row_tile.eq(row_tile),
             current_tag.block_row.eq(block_row), current_tag.block_col.eq(block_col),
-            current_tag.image.eq(image), current_tag.slot.eq(slot),
+            current_tag.phase.eq(phase), current_tag.image.eq(image), current_tag.slot.eq(slot),
             current_tag.count.eq(slot + 1),
             current_tag.last.eq(last_tile),
         ]
@@ -112,7 +117,7 @@ class Controller(wiring.Component):
 
         def start_job(index):
             m.d.sync += [job.eq(index), row_tile.eq(0), block_row.eq(0), block_col.eq(0),
-                         step.eq(0)]
+                         phase.eq(0), step.eq(0)]
 
         def start_image(next_image):
             """Go to the first conv job of ``next_image`` now if it is loaded."""
@@ -132,7 +137,7 @@ class Controller(wiring.Component):
                     token.capture.eq((step == 0) & pending), token.tag.eq(pending_tag),
                     token.job.eq(job), token.row_tile.eq(row_tile),
                     token.block_row.eq(block_row), token.block_col.eq(block_col),
-                    token.k.eq(step), token.copy.eq(image[0]),
+                    token.phase.eq(phase), token.k.eq(step), token.copy.eq(image[0]),
                 ]
                 with m.If(step == 0):
                     m.d.sync += [pending.eq(1), pending_tag.eq(current_tag)]
@@ -141,12 +146,14 @@ class Controller(wiring.Component):
                     m.d.sync += step.eq(0)
                     with m.If(last_tile):
                         m.next = "FLUSH"
+                    with m.Elif(~last_phase):
+                        m.d.sync += phase.eq(phase + 1)
                     with m.Elif(~last_col):
-                        m.d.sync += block_col.eq(block_col + 1)
+                        m.d.sync += [phase.eq(0), block_col.eq(block_col + 1)]
                     with m.Elif(~last_brow):
-                        m.d.sync += [block_col.eq(0), block_row.eq(block_row + 1)]
+                        m.d.sync += [phase.eq(0), block_col.eq(0), block_row.eq(block_row + 1)]
                     with m.Else():
-                        m.d.sync += [block_col.eq(0), block_row.eq(0),
+                        m.d.sync += [phase.eq(0), block_col.eq(0), block_row.eq(0),
                                      row_tile.eq(row_tile + 1)]
             with m.State("FLUSH"):
                 m.d.comb += [token.capture.eq(1), token.clear.eq(1), token.tag.eq(pending_tag),

@@ -5,7 +5,7 @@ from amaranth.hdl import Cat, Module, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory, ReadPort
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import ceil_log2, exact_log2
+from amaranth.utils import ceil_log2
 
 from .arith import scaled
 from .controller import issue_signature
@@ -21,11 +21,16 @@ class OperandFeeder(wiring.Component):
 
     A token of job ``j``, row tile ``t`` and reduction step ``k`` reads weight word
     ``base(j) + t * depth(j) + k``. Conv jobs read, for column ``c`` of the block at
-    ``(block_row, block_col)``, input ``(channel, y, x)`` from the feature buffer of the job,
-    where ``(channel, ky, kx)`` is entry ``k`` of the job's k-table and
-    ``y = 2 * block_row + c // half + ky``, ``x = half * block_col + c % half + kx``
-    (``half = cols / 2``); the buffer is banked by ``(y % 2, x % half)``, so the columns read
-    ``cols`` different banks, routed to the columns by a crossbar. The first dense job reads,
+    ``(block_row, block_col)`` in phase ``p``, input ``(channel, y, x)`` from the feature buffer
+    of the job, where ``(channel, ky, kx)`` is weight ``k`` of the job,
+    ``(window, dy, dx) = plan.column_member(c, p)``, ``y = 2 * block_row + dy + ky`` and
+    ``x = 2 * (windows * block_col + window) + dx + kx``. The buffer is banked by
+    ``(y % 2, x % lanes)`` with ``lanes = 2 * windows``, so the columns read different banks,
+    routed to them by a crossbar; which bank, and the row each bank reads, depend only on the
+    phase and the k-table's ``ky % 2`` and ``kx % lanes`` (a case each, with constants), the
+    row being the k-table's ``row(channel, ky // 2, kx // lanes)`` plus
+    ``row(0, block_row, block_col, copy)`` plus a constant (:meth:`FeatureBuffer.row` is
+    linear). Idle columns read nothing in particular. The first dense job reads,
     for image slot ``c``, word ``row`` of sub-bank ``subbank`` of the slot's flattened-feature
     banks, ``(subbank, row)`` being entry ``k`` of its k-table; later dense jobs read word
     ``k`` of the previous dense job's bank of each slot.
@@ -53,7 +58,7 @@ class OperandFeeder(wiring.Component):
         One per bank of the input and middle feature buffers (:attr:`HardwarePlan.input_buffer`,
         :attr:`HardwarePlan.mid_buffer`).
     fc_read : list of ReadPort interfaces
-        ``cols * cols / 4`` banks of flattened features, slot-major.
+        ``cols * fc_subbanks`` banks of flattened features, slot-major.
     dense_read : list of lists of ReadPort interfaces
         For each dense job but the last, one bank per image slot holding its outputs.
     """
@@ -62,7 +67,7 @@ class OperandFeeder(wiring.Component):
 
     def __init__(self, *, plan):
         self.plan = plan
-        cols, groups = plan.cols, plan.cols // 4
+        cols = plan.cols
         operand = signed(plan.operand_width)
 
         def reads(count, depth):
@@ -73,9 +78,9 @@ class OperandFeeder(wiring.Component):
             "edge": Out(edge_signature(rows=plan.rows, cols=cols, weight_width=plan.weight_width,
                                        operand_width=plan.operand_width,
                                        tag_shape=tile_tag_layout(plan))),
-            "input_read": reads(cols, plan.input_buffer.depth),
-            "mid_read": reads(cols, plan.mid_buffer.depth),
-            "fc_read": reads(cols * groups, plan.fc_input_depth),
+            "input_read": reads(plan.input_buffer.banks, plan.input_buffer.depth),
+            "mid_read": reads(plan.mid_buffer.banks, plan.mid_buffer.depth),
+            "fc_read": reads(cols * plan.fc_subbanks, plan.fc_input_depth),
         }
         for position, job in enumerate(plan.dense_jobs[:-1]):
             members[f"dense{position}_read"] = reads(cols, job.layer.out_shape[0])
@@ -89,8 +94,7 @@ class OperandFeeder(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         plan = self.plan
-        cols = plan.cols
-        half, groups = cols // 2, cols // 4
+        cols, subbanks = plan.cols, plan.fc_subbanks
         conv, dense = plan.conv_jobs, plan.dense_jobs
         conv_reads = {conv[0].index: (plan.input_buffer, self.input_read),
                       conv[1].index: (plan.mid_buffer, self.mid_read)}
@@ -112,16 +116,18 @@ class OperandFeeder(wiring.Component):
         for job in dense:
             dense_bases[job.index] = len(dense_entries)
             dense_entries.extend(job.ktable)
+        lanes = plan.input_buffer.lanes
         conv_k = data.StructLayout({
-            "channel": unsigned(ceil_log2(max(c for c, _, _ in conv_entries) + 2)),
-            "ky": unsigned(ceil_log2(max(ky for _, ky, _ in conv_entries) + 2)),
-            "kx": unsigned(ceil_log2(max(kx for _, _, kx in conv_entries) + 2))})
+            "row": unsigned(ceil_log2(max(row for row, _, _ in conv_entries) + 2)),
+            "ky_parity": 1,
+            "kx_lane": unsigned(ceil_log2(lanes + 1))})
         dense_k = data.StructLayout({
             "subbank": unsigned(ceil_log2(max(s for s, _ in dense_entries) + 2)),
             "row": unsigned(ceil_log2(max(r for _, r in dense_entries) + 2))})
         m.submodules.conv_ktable = conv_rom = Memory(
             shape=conv_k, depth=len(conv_entries),
-            init=[{"channel": c, "ky": ky, "kx": kx} for c, ky, kx in conv_entries])
+            init=[{"row": row, "ky_parity": parity, "kx_lane": lane}
+                  for row, parity, lane in conv_entries])
         m.submodules.dense_ktable = dense_rom = Memory(
             shape=dense_k, depth=len(dense_entries),
             init=[{"subbank": s, "row": r} for s, r in dense_entries])
@@ -156,9 +162,6 @@ class OperandFeeder(wiring.Component):
         weight4 = register(weight_port.data, "weight4")
 
         # cycle 4: every bank's read address and every column's bank, registered
-        column_row = [Signal(range(max(buffer.depth for buffer, _ in conv_reads.values())),
-                             name=f"column_row_{c}") for c in range(cols)]
-        column_bank = [Signal(range(cols), name=f"column_bank_{c}") for c in range(cols)]
         addresses = {}
 
         def read_address(port, name):
@@ -173,25 +176,33 @@ class OperandFeeder(wiring.Component):
         dense_rows = [[read_address(port, f"dense{d}_addr5_{c}") for c, port in enumerate(ports)]
                       for d, ports in enumerate(self.dense_read)]
         conv_rows = {conv[0].index: input_rows, conv[1].index: mid_rows}
-        bank5 = [Signal(range(cols), name=f"column_bank5_{c}") for c in range(cols)]
+        banks = plan.input_buffer.banks
+        bank5 = [Signal(range(banks), name=f"column_bank5_{c}") for c in range(cols)]
+        lane_bits = len(entry.kx_lane)
         for job in conv:
             buffer, _ = conv_reads[job.index]
-            with m.If(token4.job == job.index):
-                for c in range(cols):
-                    y = 2 * token4.block_row + c // half + entry.ky
-                    x = half * token4.block_col + c % half + entry.kx
-                    m.d.comb += [
-                        column_row[c].eq(buffer.address(entry.channel, y, x, token4.copy)),
-                        column_bank[c].eq(buffer.bank(y, x)),
-                    ]
-                    m.d.sync += bank5[c].eq(column_bank[c])
-                for bank, row in enumerate(conv_rows[job.index]):
-                    by, bx = divmod(bank, half)
-                    reader = Cat((bx - entry.kx)[: exact_log2(half)], (by - entry.ky)[0])
-                    with m.Switch(reader):
-                        for c in range(cols):
-                            with m.Case(c):
-                                m.d.sync += row.eq(column_row[c])
+            base = Signal(range(buffer.depth), name=f"base_{job.layer.name}")
+            m.d.comb += base.eq(entry.row + buffer.row(0, token4.block_row, token4.block_col,
+                                                       token4.copy))
+            with m.If(token4.job == job.index), m.Switch(Cat(entry.kx_lane, entry.ky_parity,
+                                                             token4.phase)):
+                for phase in range(plan.phases):
+                    for parity in range(2):
+                        for kx_lane in range(lanes):
+                            case = kx_lane | parity << lane_bits | phase << (lane_bits + 1)
+                            with m.Case(case):
+                                for c in range(cols):
+                                    member = plan.column_member(c, phase)
+                                    if member is None:
+                                        continue
+                                    window, dy, dx = member
+                                    pair, y_parity = divmod(dy + parity, 2)
+                                    word, lane = divmod(2 * window + dx + kx_lane, lanes)
+                                    bank = y_parity * lanes + lane
+                                    m.d.sync += [
+                                        bank5[c].eq(bank),
+                                        conv_rows[job.index][bank].eq(
+                                            base + buffer.row(0, pair, word))]
         for job in dense:
             with m.If(token4.job == job.index):
                 if job is dense[0]:
@@ -215,17 +226,17 @@ class OperandFeeder(wiring.Component):
                     with m.Case(job.index):
                         ports = conv_reads[job.index][1]
                         with m.Switch(bank6[c]):
-                            for bank in range(cols):
+                            for bank in range(banks):
                                 with m.Case(bank):
                                     m.d.sync += self.edge.x_edge[c].eq(ports[bank].data)
                 for job in dense:
                     with m.Case(job.index):
                         if job is dense[0]:
                             with m.Switch(subbank6):
-                                for s in range(groups):
+                                for s in range(subbanks):
                                     with m.Case(s):
                                         m.d.sync += self.edge.x_edge[c].eq(
-                                            self.fc_read[c * groups + s].data)
+                                            self.fc_read[c * subbanks + s].data)
                         else:
                             m.d.sync += self.edge.x_edge[c].eq(
                                 self.dense_read[dense.index(job) - 1][c].data)

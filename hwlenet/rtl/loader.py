@@ -48,7 +48,8 @@ class InputLoader(wiring.Component):
         super().__init__({
             "pixels": In(stream.Signature(pixel_layout(plan))),
             "writes": In(WritePort.Signature(addr_width=ceil_log2(buffer.depth),
-                                             shape=signed(plan.operand_width))).array(plan.cols),
+                                             shape=signed(plan.operand_width))
+                     ).array(buffer.banks),
             "images": Out(image_slots_signature()),
         })
 

@@ -4,8 +4,12 @@ the analytic cycle model.
 The accelerator runs *jobs* on an ``rows x cols`` output-stationary systolic array:
 
 * a **conv job** is one convolution fused with the 2x2 pooling or subsampling layer after it;
-  array rows are output maps, array columns are a 2 x (cols/2) block of output positions, so
-  every column group of four holds complete 2x2 pooling windows;
+  array rows are output maps; array columns hold ``windows`` pooling windows side by side, each
+  on ``window_lanes`` adjacent columns (4, 2 or 1). With 4 lanes a tile computes whole 2x2
+  windows; with 2 or 1 a window's members come from 2 or 4 consecutive tiles (*phases*) and the
+  post-processor keeps each row's partial maximum or sum between them. Columns past
+  ``windows * window_lanes`` idle in conv jobs. :func:`plan_hardware` picks the lanes that give
+  the fewest conv cycles;
 * a **dense job** is one fully connected layer; array rows are outputs and array columns are
   the images of a batch (up to ``cols`` images share every weight fetch).
 
@@ -16,36 +20,43 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from amaranth.utils import exact_log2
-
 from ..errors import HwlenetError
-from .arith import scaled
+from .arith import divmod_constant, scaled
 from .feeder import OperandFeeder
 from .postproc import PostProcessor
 from .systolic import SystolicArray
 
-__all__ = ["ConvJob", "DenseJob", "Job", "HardwarePlan", "RomImage", "parse_array",
-           "plan_hardware"]
+__all__ = ["ARRAY_LIMIT", "WINDOW_LANES", "ConvJob", "DenseJob", "Job", "HardwarePlan",
+           "RomImage", "parse_array", "plan_hardware"]
 
+ARRAY_LIMIT = 64
+"""The largest number of array rows, and of array columns."""
+
+WINDOW_LANES = (4, 2, 1)
+"""Columns a pooling window may occupy in one conv tile."""
 
 
 def parse_array(text):
-    """``"RxC"`` to ``(rows, cols)``; cols must be a power of two from 4 to 64."""
+    """``"RxC"`` to ``(rows, cols)``, each from 1 to :data:`ARRAY_LIMIT`."""
     try:
         rows, cols = (int(part) for part in str(text).lower().split("x"))
     except ValueError:
         raise HwlenetError(f"array size must look like 8x8, not {text!r}") from None
-    if not 1 <= rows <= 64:
-        raise HwlenetError(f"array rows must be from 1 to 64, not {rows}")
-    if cols not in (4, 8, 16, 32, 64):
-        raise HwlenetError(f"array cols must be a power of two from 4 to 64, not {cols}")
+    for name, value in (("rows", rows), ("cols", cols)):
+        if not 1 <= value <= ARRAY_LIMIT:
+            raise HwlenetError(f"array {name} must be from 1 to {ARRAY_LIMIT}, not {value}")
     return rows, cols
 
 
 @dataclass
 class Job:
     """One layer's work on the array: ``layer`` is the convolution or dense layer whose
-    weights stream through it, ``out_layer`` the layer whose outputs get stored."""
+    weights stream through it, ``out_layer`` the layer whose outputs get stored.
+
+    ``ktable[k]`` says where reduction step ``k`` reads its operands. Conv jobs: for weight
+    ``(channel, ky, kx)``, ``(row(channel, ky // 2, kx // lanes), ky % 2, kx % lanes)`` of the
+    job's :class:`FeatureBuffer`; the first dense job: ``(sub-bank, word)`` of the flattened
+    features; later dense jobs: ``(0, k)``."""
 
     index: int
     layer: object
@@ -69,11 +80,14 @@ class Job:
 
 @dataclass
 class ConvJob(Job):
-    """A convolution fused with its 2x2 pooling layer ``pool``."""
+    """A convolution fused with its 2x2 pooling layer ``pool``: tiles walk row tiles, pooled
+    rows (``block_rows``), blocks of ``windows`` pooled columns (``block_cols``) and, innermost,
+    the ``phases`` that complete a window."""
 
     pool: object = None
     block_rows: int = 0
     block_cols: int = 0
+    phases: int = 1
 
     kind = "conv"
 
@@ -83,7 +97,7 @@ class ConvJob(Job):
 
     @property
     def tiles(self):
-        return self.row_tiles * self.block_rows * self.block_cols
+        return self.row_tiles * self.block_rows * self.block_cols * self.phases
 
 
 @dataclass
@@ -97,31 +111,41 @@ class DenseJob(Job):
 class FeatureBuffer:
     """A banked on-chip buffer holding one conv job's input image(s).
 
-    Banks are ``(y % 2, x % half_cols)``; bank row ``channel * plane + (y // 2) * row_words +
-    x // half_cols`` (plus ``copy * copy_words`` for double-buffered inputs).
+    Value ``(channel, y, x)`` of copy ``copy`` is in bank ``(y % 2) * lanes + x % lanes`` (of
+    ``2 * lanes``), at row ``row(channel, y // 2, x // lanes, copy)``.
     """
 
     channels: int
     height: int
     width: int
-    half_cols: int
+    lanes: int
     copies: int = 1
 
     @property
+    def banks(self):
+        return 2 * self.lanes
+
+    @property
     def row_words(self):
-        return self.width // self.half_cols
+        return self.width // self.lanes
+
+    def row(self, channel, pair, word, copy=0):
+        """The bank row of row pair ``pair`` (``y // 2``) and word ``word`` (``x // lanes``):
+        ``channel * plane + pair * row_words + word (+ copy * copy_words)``. Integers or
+        Amaranth values alike; linear, so a sum of coordinates addresses the sum of rows."""
+        row = scaled(channel, self.plane) + scaled(pair, self.row_words) + word
+        return row + scaled(copy, self.copy_words) if self.copies > 1 else row
 
     def address(self, channel, y, x, copy=0):
         """The bank row holding ``(channel, y, x)`` of copy ``copy``: integers or Amaranth
-        values alike (the loader, the writer and the feeder all address through it)."""
-        shift = exact_log2(self.half_cols)
-        row = scaled(channel, self.plane) + scaled(y >> 1, self.row_words) + (x >> shift)
-        return row + scaled(copy, self.copy_words) if self.copies > 1 else row
+        values alike (the loader and the writer address through it)."""
+        word, _ = divmod_constant(x, self.lanes, self.width)
+        return self.row(channel, y >> 1, word, copy)
 
     def bank(self, y, x):
-        """The bank holding column ``x`` of row ``y``: ``(y % 2) * half_cols + x % half_cols``
-        (integers or Amaranth values)."""
-        return (y % 2) * self.half_cols + x % self.half_cols
+        """The bank holding column ``x`` of row ``y`` (integers or Amaranth values)."""
+        _, lane = divmod_constant(x, self.lanes, self.width)
+        return scaled(y & 1, self.lanes) + lane
 
     @property
     def plane(self):
@@ -205,6 +229,27 @@ class HardwarePlan:
     accumulator_width: int
     bias_width: int
     logit_format: object
+    window_lanes: int = 4
+
+    @property
+    def windows(self):
+        """Pooling windows a conv tile computes side by side."""
+        return self.cols // self.window_lanes
+
+    @property
+    def phases(self):
+        """Consecutive tiles that complete a pooling window."""
+        return 4 // self.window_lanes
+
+    def column_member(self, column, phase):
+        """Which pooled window and member a conv tile of phase ``phase`` computes on array
+        column ``column``: ``(window, dy, dx)``, the member being ``phase * window_lanes +
+        column % window_lanes = 2 * dy + dx``; None for an idle column."""
+        window, lane = divmod(column, self.window_lanes)
+        if window >= self.windows:
+            return None
+        dy, dx = divmod(phase * self.window_lanes + lane, 2)
+        return window, dy, dx
 
     @property
     def conv_jobs(self):
@@ -222,7 +267,7 @@ class HardwarePlan:
     def fc_subbanks(self):
         """Sub-banks per image slot of the flattened features (the last pooling layer's
         outputs): output ``(c, y, x)`` is in sub-bank ``x % fc_subbanks``."""
-        return self.cols // 4
+        return self.windows
 
     def fc_address(self, channel, row, word):
         """The word of a slot's flattened-feature sub-banks holding pooled output
@@ -429,36 +474,60 @@ def _check_topology(layers):
     return conv, dense
 
 
-def plan_hardware(qmodel, rows=8, cols=8):
+def _conv_jobs(conv_pairs, rows, cols, window_lanes):
+    """The conv jobs and their input buffers for ``window_lanes`` columns per window."""
+    windows, lanes = cols // window_lanes, 2 * (cols // window_lanes)
+    jobs, buffers = [], []
+    for position, (layer, pool) in enumerate(conv_pairs):
+        channels, kernel = layer.weight.shape[1], layer.weight.shape[2]
+        maps, out_h, out_w = layer.out_shape
+        job = ConvJob(position, layer, pool=pool)
+        job.row_tiles = math.ceil(maps / rows)
+        job.block_rows = out_h // 2
+        job.block_cols = math.ceil(out_w // 2 / windows)
+        job.phases = 4 // window_lanes
+        job.tile_period = max(job.depth, rows, cols + 1)
+        height = out_h + kernel - 1
+        width = lanes * job.block_cols + kernel - 1
+        buffer = FeatureBuffer(channels, height + height % 2, lanes * math.ceil(width / lanes),
+                               lanes, copies=2 if position == 0 else 1)
+        job.ktable = [(buffer.row(c, ky // 2, kx // lanes), ky % 2, kx % lanes)
+                      for c in range(channels) for ky in range(kernel) for kx in range(kernel)]
+        jobs.append(job)
+        buffers.append(buffer)
+    return jobs, buffers
+
+
+def plan_hardware(qmodel, rows=8, cols=8, window_lanes=None):
     """Lower ``qmodel`` onto a ``rows x cols`` array.
+
+    Parameters
+    ----------
+    qmodel : QuantizedModel
+    rows, cols : int
+        Array size, each from 1 to :data:`ARRAY_LIMIT`.
+    window_lanes : {4, 2, 1}, optional
+        Columns per pooling window in a conv tile (at most ``cols``); by default the one with
+        the fewest conv cycles per image (the most lanes on a tie).
 
     Raises
     ------
     HwlenetError
         When the network is not two conv+pool stages followed by dense layers, or the array
-        size is not supported.
+        size or window lanes are not supported.
     """
     parse_array(f"{rows}x{cols}")
     conv_pairs, dense_layers = _check_topology(qmodel.layers)
-    half = cols // 2
-    jobs = []
-    buffers = []
-    for position, (layer, pool) in enumerate(conv_pairs):
-        channels, kernel = layer.weight.shape[1], layer.weight.shape[2]
-        maps, out_h, out_w = layer.out_shape
-        job = ConvJob(len(jobs), layer, pool=pool)
-        job.row_tiles = math.ceil(maps / rows)
-        job.block_rows = out_h // 2
-        job.block_cols = math.ceil(out_w / half)
-        job.tile_period = max(job.depth, rows, cols + 1)
-        job.ktable = [(c, ky, kx) for c in range(channels) for ky in range(kernel)
-                      for kx in range(kernel)]
-        height = out_h + kernel - 1
-        width = half * job.block_cols + kernel - 1
-        buffers.append(FeatureBuffer(channels, height + height % 2,
-                                     half * math.ceil(width / half), half,
-                                     copies=2 if position == 0 else 1))
-        jobs.append(job)
+    candidates = [lanes for lanes in WINDOW_LANES if lanes <= cols]
+    if window_lanes is None:
+        def conv_cycles(lanes):
+            jobs, _ = _conv_jobs(conv_pairs, rows, cols, lanes)
+            return sum(job.tiles * job.tile_period for job in jobs)
+        window_lanes = min(candidates, key=lambda lanes: (conv_cycles(lanes), -lanes))
+    elif window_lanes not in candidates:
+        raise HwlenetError(f"window lanes must be one of {candidates} on a {rows}x{cols} "
+                           f"array, not {window_lanes!r}")
+    jobs, buffers = _conv_jobs(conv_pairs, rows, cols, window_lanes)
     for layer in dense_layers:
         job = DenseJob(len(jobs), layer)
         job.row_tiles = math.ceil(layer.out_shape[0] / rows)
@@ -470,15 +539,17 @@ def plan_hardware(qmodel, rows=8, cols=8):
     operand_widths += [pool.output_format.signed_width for _, pool in conv_pairs]
     bias_width = _magnitude_width(b for lay in computing for b in lay.aligned_bias())
     pool_c, pool_h, pool_w = conv_pairs[-1][1].out_shape
+    windows = cols // window_lanes
     plan = HardwarePlan(
         qmodel=qmodel, rows=rows, cols=cols, jobs=jobs,
         input_buffer=buffers[0], mid_buffer=buffers[1],
-        fc_input_depth=pool_c * pool_h * math.ceil(pool_w / (cols // 4)),
+        fc_input_depth=pool_c * pool_h * math.ceil(pool_w / windows),
         weight_width=max(lay.weight_format.width for lay in computing),
         operand_width=max(operand_widths),
         accumulator_width=max(lay.accumulator_width for lay in computing),
         bias_width=bias_width,
         logit_format=dense_layers[-1].output_format,
+        window_lanes=window_lanes,
     )
     subbanks = plan.fc_subbanks
     plan.dense_jobs[0].ktable = [(px % subbanks, plan.fc_address(c, py, px // subbanks))

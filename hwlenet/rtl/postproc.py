@@ -21,6 +21,7 @@ def tile_tag_layout(plan):
         "row_tile": unsigned(ceil_log2(most_tiles + 1)),
         "block_row": unsigned(ceil_log2(max(job.block_rows for job in conv) + 1)),
         "block_col": unsigned(ceil_log2(max(job.block_cols for job in conv) + 1)),
+        "phase": unsigned(ceil_log2(plan.phases + 1)),
         "image": unsigned(32),
         "slot": unsigned(ceil_log2(plan.cols + 1)),
         "count": unsigned(ceil_log2(plan.cols + 1)),
@@ -48,8 +49,12 @@ class PostProcessor(wiring.Component):
     For a drained row of ``cols`` accumulators of output channel ``m`` of job ``j``:
     ``v = acc + bias[m]``; ReLU if the layer has it; ``r = requantize(v)`` into the layer's
     output format (its table index format for tanh); ``y = lut[r - min]`` for tanh, else ``r``.
-    Conv jobs then pool each 2x2 window (columns ``2g, 2g+1, cols/2+2g, cols/2+2g+1``): the
-    maximum, or ``requantize(coef[m] * sum + bias2[m])`` and the subsampling layer's table.
+    Conv jobs then pool each 2x2 window ``g`` (columns ``g * window_lanes`` to
+    ``(g + 1) * window_lanes - 1`` of the ``phases`` tiles that complete it, see
+    :meth:`HardwarePlan.column_member`): the maximum, or ``requantize(coef[m] * sum + bias2[m])``
+    and the subsampling layer's table. With several phases, a queue of one partial maximum or
+    sum per array row carries each window from one phase to the next (cycle 8), and only the
+    last phase's outputs are valid.
 
     Every step is registered, with one adder, comparator chain or multiplier between
     registers and every ROM read registered before use (for timing), so outputs appear
@@ -97,7 +102,7 @@ class PostProcessor(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         plan, cols, width = self.plan, self.plan.cols, self.width
-        half, groups = cols // 2, cols // 4
+        groups, window_lanes, phases = plan.windows, plan.window_lanes, plan.phases
         jobs = plan.jobs
         sub_jobs = plan.subsample_jobs
         tanh_jobs = [job for job in jobs if job.layer.activation == "tanh"]
@@ -178,7 +183,8 @@ class PostProcessor(wiring.Component):
                 pooled_w = job.pool.out_shape[2]
                 for g in range(groups):
                     m.d.comb += lane_valid[g].eq(
-                        (channel < maps) & (tag.block_col * groups + g < pooled_w))
+                        (channel < maps) & (tag.block_col * groups + g < pooled_w)
+                        & (tag.phase == phases - 1))
             else:
                 for c in range(cols):
                     m.d.comb += lane_valid[c].eq((channel < maps) & (c < tag.count))
@@ -238,11 +244,24 @@ class PostProcessor(wiring.Component):
         control = control.next(7)
         pool_constants = carried(zip(("coef", "pool_bias"), pool_constants), 7)
 
-        # cycle 7: the window maximum or sum (dense jobs pass their values on)
+        # cycle 7: the window maximum or sum (dense jobs pass their values on); with several
+        # phases, combined with the row's partial result of the earlier phases, kept in a queue
+        # of one entry per array row (every tile drains every row once, in order)
         def window(g):
-            return [activated[i] for i in (2 * g, 2 * g + 1, half + 2 * g, half + 2 * g + 1)]
+            return activated[g * window_lanes:(g + 1) * window_lanes]
+
+        def maximum(a, b):
+            return Mux(a > b, a, b)
 
         pooled = [Signal(signed(width + 2), name=f"pooled8_{c}") for c in range(cols)]
+        partial = data.ArrayLayout(signed(width + 2), groups)
+        if phases > 1:
+            queue = [Signal(partial, name=f"partial_{r}") for r in range(plan.rows)]
+            fresh = Signal(partial)
+            continuing = control.tag.phase != 0
+            with m.If(control.valid & (control.tag.job <= plan.conv_jobs[-1].index)):
+                m.d.sync += [queue[r].eq(queue[r + 1]) for r in range(plan.rows - 1)]
+                m.d.sync += queue[-1].eq(fresh)
 
         def pool(job):
             if job.kind == "dense":
@@ -251,11 +270,18 @@ class PostProcessor(wiring.Component):
             for g in range(groups):
                 items = window(g)
                 if job.pool.kind == "maxpool":
-                    top = Mux(items[0] > items[1], items[0], items[1])
-                    bottom = Mux(items[2] > items[3], items[2], items[3])
-                    m.d.sync += pooled[g].eq(Mux(top > bottom, top, bottom))
+                    pairs = [maximum(*items[i:i + 2]) if i + 1 < len(items) else items[i]
+                             for i in range(0, len(items), 2)]
+                    value = maximum(*pairs) if len(pairs) > 1 else pairs[0]
+                    if phases > 1:
+                        value = Mux(continuing & (queue[0][g] > value), queue[0][g], value)
                 else:
-                    m.d.sync += pooled[g].eq(window_sum(items))
+                    value = window_sum(items) if len(items) == 4 else sum(items[1:], items[0])
+                    if phases > 1:
+                        value = value + Mux(continuing, queue[0][g], 0)
+                if phases > 1:
+                    m.d.comb += fresh[g].eq(value)
+                m.d.sync += pooled[g].eq(value)
         job_switch(control.tag.job, jobs, pool)
         control = control.next(8)
 

@@ -35,10 +35,10 @@ class BufferWriter(wiring.Component):
     """Writes the post-processor's outputs (``LATENCY = 0``: in the cycle they appear):
 
     * the first conv job's pooled outputs into the middle feature buffer, at
-      ``(channel, block_row + pad, block_col * cols / 4 + g + pad)`` for lane ``g`` (``pad`` the
+      ``(channel, block_row + pad, block_col * windows + g + pad)`` for lane ``g`` (``pad`` the
       second convolution's padding);
     * the second conv job's into image slot ``slot``'s flattened-feature banks: sub-bank ``g``,
-      word ``(channel * height + block_row) * ceil(width / (cols / 4)) + block_col``;
+      word ``(channel * height + block_row) * ceil(width / windows) + block_col``;
     * each dense job's but the last into its output banks, word ``channel`` of slot ``c``;
     * the last dense job's to the result streamer (``store``), with ``finish`` on its ``done``.
 
@@ -53,7 +53,7 @@ class BufferWriter(wiring.Component):
 
     def __init__(self, *, plan):
         self.plan = plan
-        cols, groups = plan.cols, plan.cols // 4
+        cols, groups = plan.cols, plan.fc_subbanks
         operand = signed(plan.operand_width)
 
         def writes(count, depth):
@@ -61,7 +61,7 @@ class BufferWriter(wiring.Component):
 
         members = {
             "output": In(output_signature(plan)),
-            "mid_writes": writes(cols, plan.mid_buffer.depth),
+            "mid_writes": writes(plan.mid_buffer.banks, plan.mid_buffer.depth),
             "fc_writes": writes(cols * groups, plan.fc_input_depth),
             "store": Out(store_signature(plan)),
             "trace": Out(trace_layout(plan)),
@@ -78,7 +78,7 @@ class BufferWriter(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         plan = self.plan
-        cols, groups = plan.cols, plan.cols // 4
+        cols, groups = plan.cols, plan.windows
         conv, dense = plan.conv_jobs, plan.dense_jobs
         source, trace = self.output, self.trace
         tag, channel = source.tag, source.channel
