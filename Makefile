@@ -4,7 +4,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The MNIST folder: $(DATA), else $HWLENET_DATA, else ../shared/datasets/mnist when it exists.
+# When none is there, hwlenet itself falls back on the per-user cache (~/.cache/hwlenet/mnist,
+# downloaded when a network is there) and then on the sample embedded in the package.
 DATA ?= $(or $(HWLENET_DATA),$(abspath $(wildcard ../shared/datasets/mnist)))
+DATA_OPTION := $(if $(DATA),--data-dir $(DATA))
 DEMO := demo
 
 .PHONY: venv demo test tools clean
@@ -33,13 +37,12 @@ tools:
 	fi
 
 demo: venv
-	@test -n "$(DATA)" || { echo "set HWLENET_DATA or DATA to the MNIST folder" >&2; exit 1; }
 	mkdir -p $(DEMO)
-	$(BIN)/hwlenet evaluate lenet5-classic --data-dir $(DATA) --json $(DEMO)/evaluate.json
-	$(BIN)/hwlenet quantize lenet5-classic --bits 8 --data-dir $(DATA) --out $(DEMO)/q.npz
-	$(BIN)/hwlenet simulate $(DEMO)/q.npz --data-dir $(DATA) --json $(DEMO)/simulate.json \
+	$(BIN)/hwlenet evaluate lenet5-classic $(DATA_OPTION) --json $(DEMO)/evaluate.json
+	$(BIN)/hwlenet quantize lenet5-classic --bits 8 $(DATA_OPTION) --out $(DEMO)/q.npz
+	$(BIN)/hwlenet simulate $(DEMO)/q.npz $(DATA_OPTION) --json $(DEMO)/simulate.json \
 	  --plot $(DEMO)/layers.png
-	$(BIN)/hwlenet emit-verilog $(DEMO)/q.npz --out $(DEMO)/rtl --vectors 100 --cover --data-dir $(DATA)
+	$(BIN)/hwlenet emit-verilog $(DEMO)/q.npz --out $(DEMO)/rtl --vectors 100 --cover $(DATA_OPTION)
 	$(BIN)/hwlenet cosim $(DEMO)/rtl --simulator verilator --jobs 2 --json $(DEMO)/cosim.json
 	$(BIN)/python scripts/summary.py $(DEMO)
 

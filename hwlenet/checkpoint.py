@@ -13,6 +13,7 @@ import torch
 
 from .errors import HwlenetError
 from .models import ARCHITECTURES, build_model
+from .outputs import write_bytes
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -29,8 +30,9 @@ SHIPPED_MODELS = {"lenet5-classic": "lenet5-classic.pt", "lenet5-relu": "lenet5-
 DEFAULT_MODEL = "lenet5-classic"
 
 
-def save_checkpoint(model, path, meta):
-    """Write ``model`` and its training ``meta`` (a dict of plain values) to ``path``."""
+def save_checkpoint(model, path, meta, option=None):
+    """Write ``model`` and its training ``meta`` (a dict of plain values) to ``path``, whole or
+    not at all (through a temporary file); ``option`` names the path in error messages."""
     payload = {
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
@@ -40,7 +42,7 @@ def save_checkpoint(model, path, meta):
     }
     buffer = io.BytesIO()
     torch.save(payload, buffer)
-    Path(path).write_bytes(buffer.getvalue())
+    write_bytes(path, buffer.getvalue(), option)
 
 
 def load_checkpoint(path):
@@ -62,6 +64,8 @@ def load_checkpoint(path):
     path = Path(path)
     try:
         payload = torch.load(io.BytesIO(path.read_bytes()), map_location="cpu", weights_only=True)
+    except IsADirectoryError:
+        raise HwlenetError(f"{path}: is a folder, not a checkpoint") from None
     except OSError as error:
         raise HwlenetError(f"cannot read checkpoint {path}: {error.strerror}") from None
     except Exception as error:  # torch raises many types for damaged files
@@ -116,6 +120,8 @@ def resolve_model(name_or_path=None):
             raise HwlenetError(f"shipped model {name_or_path} is missing from the installation")
     else:
         path = Path(name_or_path)
+        if path.is_dir():
+            raise HwlenetError(f"{path}: is a folder, not a checkpoint")
         if not path.is_file():
             shipped = ", ".join(SHIPPED_MODELS)
             raise HwlenetError(

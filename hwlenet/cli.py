@@ -1,35 +1,135 @@
-"""The ``hwlenet`` command line: parses arguments and calls the library."""
+"""The ``hwlenet`` command line: parses arguments and calls the library.
 
-import json
-from pathlib import Path
+Exit status: 0 on success; 1 when a verification finds the design wrong (a co-simulation
+mismatch, a fault the bench misses); 2 for every usage or input error, missing tool, unwritable
+output or interrupted run, which print exactly one line ``Error: ...`` on stderr. Every command
+that reads MNIST says on stderr, in one line, where the images came from and how many it used.
+"""
+
+import sys
 
 import click
 
-from .errors import HwlenetError
+from .errors import EXIT_INPUT_ERROR, EXIT_MISMATCH, HwlenetError
+from .outputs import atomic_path, check_writable, write_json
+
+
+def _one_line(text):
+    return " ".join(str(text).split())
 
 
 class _Group(click.Group):
-    """Reports :class:`HwlenetError` as a one-line error with exit status 1."""
+    """Reports every usage error, :class:`HwlenetError` and interruption as one line
+    ``Error: ...`` on stderr with exit status 2 (:data:`~hwlenet.errors.EXIT_INPUT_ERROR`)."""
 
-    def invoke(self, ctx):
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         try:
-            return super().invoke(ctx)
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as error:
+            hint = ""
+            if error.ctx is not None:
+                hint = f" (see: {error.ctx.command_path} --help)"
+            self._fail(error.format_message() + hint)
+        except click.ClickException as error:
+            self._fail(error.format_message())
         except HwlenetError as error:
-            raise click.ClickException(str(error)) from None
+            self._fail(str(error))
+        except (KeyboardInterrupt, click.Abort):
+            self._fail("interrupted; files not yet complete were not written")
+        sys.exit(code if isinstance(code, int) else 0)
+
+    @staticmethod
+    def _fail(message):
+        sys.stdout.flush()
+        click.echo(f"Error: {_one_line(message)}", err=True)
+        sys.exit(EXIT_INPUT_ERROR)
 
 
-def write_json(path, payload):
-    """Write ``payload`` as indented, key-sorted JSON when ``path`` is given."""
-    if path:
-        try:
-            Path(path).write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-        except OSError as error:
-            raise HwlenetError(f"cannot write {path}: {error.strerror}") from None
+class _LibraryChoice(click.Choice):
+    """A :class:`click.Choice` whose choices a library constant provides, imported on first use
+    (so that ``hwlenet --help`` does not import torch)."""
+
+    def __init__(self, load):
+        self._load = load
+        self._choices = None
+        self.case_sensitive = True
+
+    @property
+    def choices(self):
+        if self._choices is None:
+            self._choices = tuple(self._load())
+        return self._choices
+
+    @choices.setter
+    def choices(self, value):
+        self._choices = tuple(value)
+
+
+def _architectures():
+    from .models import ARCHITECTURES
+
+    return ARCHITECTURES
+
+
+def _rounding_modes():
+    from .quant.fixed import ROUNDING_MODES
+
+    return ROUNDING_MODES
+
+
+def _overflow_modes():
+    from .quant.fixed import OVERFLOW_MODES
+
+    return OVERFLOW_MODES
+
+
+def _calibration_methods():
+    from .quant.quantize import CALIBRATION_METHODS
+
+    return CALIBRATION_METHODS
+
+
+def _simulators():
+    from .verify.cosim import SIMULATORS
+
+    return SIMULATORS
+
+
+def _bench_simulators():
+    from .verify.cosim import BENCHES
+
+    return BENCHES
+
+
+def _plural(count, word):
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
+def echo_data(*uses):
+    """One line on stderr: how many images of which split each use took, and from where.
+
+    ``uses`` are ``(label, MnistSplit)`` pairs, e.g. ``("test", split)``.
+    """
+    sources = {}
+    for label, split in uses:
+        sources.setdefault(split.source, []).append(f"{len(split)} {label}")
+    parts = [f"{' and '.join(counts)} images from {source}" for source, counts in sources.items()]
+    click.echo("data: " + "; ".join(parts), err=True)
+
+
+def load_split(split, data_dir, count=None):
+    """``count`` images (all when None) of MNIST ``split`` from the resolved data source."""
+    from .data import load_mnist
+
+    return load_mnist(split, data_dir).head(count)
 
 
 data_dir_option = click.option(
     "--data-dir", type=click.Path(file_okay=False), default=None,
-    help="folder with the MNIST IDX files (default: $HWLENET_DATA)",
+    help="folder with the MNIST IDX files (default: $HWLENET_DATA, then the per-user cache "
+         "~/.cache/hwlenet/mnist, downloaded when possible, then the embedded sample)",
 )
 json_option = click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
                            help="also write the results as JSON to this file")
@@ -44,7 +144,7 @@ def main():
 
 
 @main.command()
-@click.option("--arch", type=click.Choice(["classic", "relu"]), default="classic",
+@click.option("--arch", type=_LibraryChoice(_architectures), default="classic",
               show_default=True)
 @data_dir_option
 @click.option("--epochs", type=click.IntRange(min=1), default=40, show_default=True)
@@ -58,20 +158,23 @@ def train(arch, data_dir, epochs, seed, batch_size, lr, out, json_path):
     import torch
 
     from .checkpoint import save_checkpoint
-    from .data import load_mnist
     from .train import train_model
 
+    check_writable(out, "--out")
+    if json_path:
+        check_writable(json_path, "--json")
     torch.manual_seed(seed)
-    train_split = load_mnist("train", data_dir)
-    test_split = load_mnist("test", data_dir)
+    train_split = load_split("train", data_dir)
+    test_split = load_split("test", data_dir)
+    echo_data(("training", train_split), ("test", test_split))
     model, meta = train_model(arch, train_split, test_split, epochs=epochs, seed=seed,
                               batch_size=batch_size, lr=lr)
     meta["command"] = (f"hwlenet train --arch {arch} --epochs {epochs} --seed {seed} "
                        f"--batch-size {batch_size} --lr {lr}")
-    save_checkpoint(model, out, meta)
+    save_checkpoint(model, out, meta, option="--out")
     click.echo(f"{arch}: test accuracy {meta['test_accuracy']:.4f} on {meta['test_images']} "
                f"images; wrote {out}")
-    write_json(json_path, {"model": str(out), **meta})
+    write_json(json_path, {"model": str(out), **meta}, "--json")
 
 
 @main.command()
@@ -85,16 +188,18 @@ def evaluate(model, data_dir, limit, json_path):
     MODEL is a checkpoint path or a shipped model: lenet5-classic (default) or lenet5-relu.
     """
     from .checkpoint import resolve_model
-    from .data import load_mnist
     from .train import evaluate_model
 
+    if json_path:
+        check_writable(json_path, "--json")
     float_model, meta, label = resolve_model(model)
-    test_split = load_mnist("test", data_dir).head(limit)
+    test_split = load_split("test", data_dir, limit)
+    echo_data(("test", test_split))
     accuracy = evaluate_model(float_model, test_split)
     click.echo(f"{label} ({float_model.arch}): float accuracy {accuracy:.4f} "
                f"on {len(test_split)} test images")
     write_json(json_path, {"model": label, "arch": float_model.arch, "images": len(test_split),
-                           "accuracy": accuracy})
+                           "accuracy": accuracy}, "--json")
 
 
 def _bits_option(name, help_text):
@@ -109,13 +214,13 @@ def _bits_option(name, help_text):
 @_bits_option("--act-bits", "activation width (default: --bits)")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="JSON file of per-layer format overrides")
-@click.option("--rounding", type=click.Choice(["half_up", "half_even", "floor"]),
-              default="half_up", show_default=True)
-@click.option("--overflow", type=click.Choice(["saturate", "wrap"]), default="saturate",
+@click.option("--rounding", type=_LibraryChoice(_rounding_modes), default="half_up",
+              show_default=True)
+@click.option("--overflow", type=_LibraryChoice(_overflow_modes), default="saturate",
               show_default=True)
 @click.option("--calib", type=int, default=1000, show_default=True,
               help="number of training images for calibration")
-@click.option("--calib-method", type=click.Choice(["maxabs", "percentile"]), default="maxabs",
+@click.option("--calib-method", type=_LibraryChoice(_calibration_methods), default="maxabs",
               show_default=True)
 @click.option("--percentile", type=float, default=99.99, show_default=True)
 @data_dir_option
@@ -129,31 +234,40 @@ def quantize(model, bits, weight_bits, act_bits, config_path, rounding, overflow
     MODEL is a checkpoint path or a shipped model: lenet5-classic (default) or lenet5-relu.
     """
     from .checkpoint import resolve_model
-    from .data import load_mnist
     from .quant.artifact import save_artifact
-    from .quant.quantize import load_config, quantize_model, validate_bits
+    from .quant.quantize import check_config, load_config, quantize_model, validate_bits
 
     validate_bits("--bits", bits)
     weight_bits = validate_bits("--weight-bits", bits if weight_bits is None else weight_bits)
     act_bits = validate_bits("--act-bits", bits if act_bits is None else act_bits)
     if calib < 1:
         raise HwlenetError(f"--calib must be at least 1 image, not {calib}")
+    check_writable(out, "--out")
+    if json_path:
+        check_writable(json_path, "--json")
     config = load_config(config_path)
     float_model, meta, label = resolve_model(model)
-    train_split = load_mnist("train", data_dir).head(calib)
-    qmodel = quantize_model(
-        float_model, train_split.images, weight_bits, act_bits, rounding, overflow,
-        calib_method, percentile, config,
-        provenance={"model": label, "model_meta": meta, "calibration_split": "train"},
-    )
-    save_artifact(qmodel, out)
+    check_config(config, float_model, config_path)
+    train_split = load_split("train", data_dir, calib)
+    echo_data(("training", train_split))
+    try:
+        qmodel = quantize_model(
+            float_model, train_split.images, weight_bits, act_bits, rounding, overflow,
+            calib_method, percentile, config,
+            provenance={"model": label, "model_meta": meta, "calibration_split": "train"},
+        )
+    except HwlenetError as error:
+        if config_path is None:
+            raise
+        raise HwlenetError(f"{error} (with --config {config_path})") from None
+    save_artifact(qmodel, out, option="--out")
     click.echo(f"{label}: W{weight_bits}A{act_bits} {rounding}/{overflow}, calibrated on "
                f"{len(train_split)} training images; wrote {out}")
     for layer in qmodel.layers:
         if layer.has_weights:
             click.echo(f"  {layer.name:4} w {layer.weight_format}  out {layer.output_format}  "
                        f"acc {layer.accumulator_width} bits")
-    write_json(json_path, {"artifact": str(out), "model": label, **qmodel.manifest()})
+    write_json(json_path, {"artifact": str(out), "model": label, **qmodel.manifest()}, "--json")
 
 
 @main.command()
@@ -165,12 +279,15 @@ def quantize(model, bits, weight_bits, act_bits, config_path, rounding, overflow
               help="draw per-layer SQNR and error to this PNG")
 def simulate(qmodel, data_dir, limit, json_path, plot_path):
     """Bit-accurate simulation of QMODEL on the test set, against its float model."""
-    from .data import load_mnist
     from .quant.artifact import load_artifact
     from .sim.simulator import compare_with_float
 
+    for path, option in ((json_path, "--json"), (plot_path, "--plot")):
+        if path:
+            check_writable(path, option)
     artifact = load_artifact(qmodel)
-    test_split = load_mnist("test", data_dir).head(limit)
+    test_split = load_split("test", data_dir, limit)
+    echo_data(("test", test_split))
     report = compare_with_float(artifact, test_split.images, test_split.labels, progress=True)
     click.echo(f"{qmodel} ({artifact.arch}) on {report['images']} test images: float accuracy "
                f"{report['float_accuracy']:.4f}, fixed accuracy {report['fixed_accuracy']:.4f}, "
@@ -181,16 +298,24 @@ def simulate(qmodel, data_dir, limit, json_path, plot_path):
     if plot_path:
         from .plots import plot_layer_errors
 
-        plot_layer_errors(report, plot_path, title=f"{qmodel} ({artifact.arch})")
+        with atomic_path(plot_path, "--plot") as temporary:
+            # matplotlib picks the format from the suffix; the temporary name has none
+            with open(temporary, "wb") as handle:
+                plot_layer_errors(report, handle, title=f"{qmodel} ({artifact.arch})")
         click.echo(f"wrote {plot_path}")
-    write_json(json_path, {"artifact": str(qmodel), "arch": artifact.arch, **report})
+    write_json(json_path, {"artifact": str(qmodel), "arch": artifact.arch, **report}, "--json")
 
 
 def _echo_coverage(coverage):
     """Per-layer table and weight coverage of the exported vectors."""
+    for line in _coverage_lines(coverage):
+        click.echo(line)
+
+
+def _coverage_lines(coverage):
     if not coverage:
-        return
-    click.echo(f"  coverage of the {coverage['images']} vectors:")
+        return []
+    lines = [f"  coverage of the {coverage['images']} vectors:"]
     for row in coverage["layers"]:
         parts = []
         table, weights = row["table"], row["weights"]
@@ -203,14 +328,15 @@ def _echo_coverage(coverage):
             if weights["live"] != weights["exercised"]:
                 parts.append(f"{weights['live']} live ({weights['live_fraction']:.1%})")
         if parts:
-            click.echo(f"    {row['name']:4} " + ", ".join(parts))
+            lines.append(f"    {row['name']:4} " + ", ".join(parts))
         if table and table["missed"]:
             runs = ", ".join(f"{low}..{high}" for low, high in table["missed"][:4])
             if len(table["missed"]) > 4:
                 runs += f" and {len(table['missed']) - 4} more runs"
-            click.echo(f"         never indexed (reachable as far as the bounds tell): {runs}")
+            lines.append(f"         never indexed (reachable as far as the bounds tell): {runs}")
         for run in table["unreachable"] if table else []:
-            click.echo(f"         unreachable {run['low']}..{run['high']}: {run['reason']}")
+            lines.append(f"         unreachable {run['low']}..{run['high']}: {run['reason']}")
+    return lines
 
 
 @main.command("emit-verilog")
@@ -230,19 +356,27 @@ def _echo_coverage(coverage):
 @json_option
 def emit_verilog_command(qmodel, out_dir, array, vectors, cover, trace, data_dir, json_path):
     """Write QMODEL's accelerator as Verilog with a self-checking testbench."""
-    from .data import load_mnist
     from .quant.artifact import load_artifact
-    from .verify.emit import emit_verilog
     from .rtl.plan import parse_array
+    from .verify.emit import emit_verilog
 
-    rows, cols = parse_array(array)
+    try:
+        rows, cols = parse_array(array)
+    except HwlenetError as error:
+        raise HwlenetError(f"--array {array}: {error}") from None
+    check_writable(out_dir, "--out", directory=True)
+    if json_path:
+        check_writable(json_path, "--json")
     artifact = load_artifact(qmodel)
     images = None
     if vectors:
-        test_split = load_mnist("test", data_dir)
+        test_split = load_split("test", data_dir)
         if vectors > len(test_split):
-            raise HwlenetError(f"--vectors {vectors} exceeds the {len(test_split)} test images")
-        images = test_split.head(vectors).images
+            raise HwlenetError(f"--vectors {vectors} exceeds the {len(test_split)} test images "
+                               f"of {test_split.source}")
+        test_split = test_split.head(vectors)
+        echo_data(("test", test_split))
+        images = test_split.images
     manifest = emit_verilog(artifact, out_dir, rows, cols, images, cover=cover, progress=True,
                             trace=trace)
     model = manifest["analytic"]
@@ -257,13 +391,13 @@ def emit_verilog_command(qmodel, out_dir, array, vectors, cover, trace, data_dir
         click.echo(f"  {row['name']:4} {row['cycles_per_image']:8.1f} cycles/image  "
                    f"utilization {row['utilization']:.1%}")
     click.echo(f"run it: make -C {out_dir} sim   (or: hwlenet cosim {out_dir})")
-    write_json(json_path, manifest)
+    write_json(json_path, manifest, "--json")
 
 
 @main.command()
 @click.argument("directory", type=click.Path(file_okay=False))
-@click.option("--simulator", type=click.Choice(["verilator", "icarus", "amaranth"]),
-              default="verilator", show_default=True)
+@click.option("--simulator", type=_LibraryChoice(_simulators), default="verilator",
+              show_default=True)
 @click.option("--images", type=click.IntRange(min=1), default=None,
               help="how many exported vectors to run (default: all)")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
@@ -272,37 +406,60 @@ def emit_verilog_command(qmodel, out_dir, array, vectors, cover, trace, data_dir
               help="also write a waveform ending at the first mismatch (whole run if short)")
 @json_option
 def cosim(directory, simulator, images, jobs, wave, json_path):
-    """Co-simulate an exported DIRECTORY and check the RTL bit for bit."""
-    from .verify.cosim import read_export, run_cosim
+    """Co-simulate an exported DIRECTORY and check the RTL bit for bit.
 
+    Exits with status 1 when the RTL disagrees with the exported vectors (or hangs), 2 when the
+    folder or an option is bad.
+    """
+    from .verify.cosim import check_image_count, read_export, require_tools, run_cosim
+
+    if json_path:
+        check_writable(json_path, "--json")
     manifest = read_export(directory)
-    count = images or manifest["vectors"]
+    count = check_image_count(manifest, directory, images)
+    require_tools(simulator)
     click.echo(f"cosim: building and running the {simulator} bench on {count} images "
                f"({jobs} process{'es' if jobs > 1 else ''})...", err=True)
     report = run_cosim(directory, simulator, images, jobs, wave=wave)
-    write_json(json_path, report)
+    write_json(json_path, report, "--json")
+    for line in cosim_lines(report):
+        click.echo(line)
+    if not report["bit_exact"]:
+        sys.exit(EXIT_MISMATCH)
+
+
+def _number(value, spec):
+    """``value`` formatted with ``spec``, or ``n/a`` when there is none (a run that checked no
+    image has no cycles per image)."""
+    return "n/a" if value is None else format(value, spec)
+
+
+def cosim_lines(report):
+    """The lines ``hwlenet cosim`` prints for a :func:`~hwlenet.verify.cosim.run_cosim` report."""
     verdict = "bit-exact" if report["bit_exact"] else "MISMATCH"
-    line = f"{simulator}: {report['images']} images, {report['mismatches']} mismatches, {verdict}"
+    line = (f"{report['simulator']}: {report['images']} images, {report['mismatches']} "
+            f"mismatches, {verdict}")
     if report["images"]:
-        line += (f"; {report['cycles_per_image']:.1f} cycles per image (analytic "
-                 f"{report['analytic_cycles_per_image']:.1f}; this run {report['cycles']} "
-                 f"cycles, model {report['predicted_cycles']}); "
-                 f"{report['images_per_second']:.1f} images/s")
-    click.echo(line)
+        line += (f"; {_number(report['cycles_per_image'], '.1f')} cycles per image (analytic "
+                 f"{_number(report['analytic_cycles_per_image'], '.1f')}; this run "
+                 f"{report['cycles']} cycles, model {report['predicted_cycles']}); "
+                 f"{_number(report['images_per_second'], '.1f')} images/s")
+    lines = [line]
     hang = report["hang"]
     if hang:
-        click.echo(f"hang: no result for image {hang['image']} within the watchdog; the last "
-                   f"layer that made progress is {hang['last_layer']} (cycle {hang['cycle']})")
+        lines.append(f"hang: no result for image {hang['image']} within the watchdog; the last "
+                     f"layer that made progress is {hang['last_layer']} (cycle {hang['cycle']})")
     first = report["first_mismatch"]
     if first and first["kind"] != "hang":
-        click.echo(f"first mismatch: image {first['image']}, layer {first['layer']}, element "
-                   f"{first['element']}: expected {first['expected']}, got {first['actual']} "
-                   f"({first['kind']}, cycle {first['cycle']})")
+        lines.append(f"first mismatch: image {first['image']}, layer {first['layer']}, element "
+                     f"{first['element']}: expected {first['expected']}, got {first['actual']} "
+                     f"({first['kind']}, cycle {first['cycle']})")
     if report["wave"]:
-        click.echo(f"waveform: {report['wave']['path']}  (open: {report['wave']['open']})")
-    _echo_coverage(report["coverage"])
-    if not report["bit_exact"]:
-        raise SystemExit(1)
+        lines.append(f"waveform: {report['wave']['path']}  (open: {report['wave']['open']})")
+    coverage = report["coverage"]
+    if coverage:
+        lines += _coverage_lines(coverage)
+    return lines
 
 
 @main.command()
@@ -312,7 +469,7 @@ def cosim(directory, simulator, images, jobs, wave, json_path):
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--jobs", type=click.IntRange(min=1), default=2, show_default=True,
               help="bench processes in parallel")
-@click.option("--simulator", type=click.Choice(["verilator", "icarus"]), default="verilator",
+@click.option("--simulator", type=_LibraryChoice(_bench_simulators), default="verilator",
               show_default=True)
 @json_option
 def faultcheck(directory, faults, seed, jobs, simulator, json_path):
@@ -325,8 +482,10 @@ def faultcheck(directory, faults, seed, jobs, simulator, json_path):
     """
     from .verify.faultcheck import run_faultcheck
 
+    if json_path:
+        check_writable(json_path, "--json")
     report = run_faultcheck(directory, faults, seed, jobs, simulator, progress=True)
-    write_json(json_path, report)
+    write_json(json_path, report, "--json")
     summary = report["summary"]
     click.echo(f"faultcheck {directory}: {summary['total']} faults over {report['rom_bits']} ROM "
                f"bits, {report['vectors']} vectors: {summary['caught']} caught, "
@@ -340,7 +499,7 @@ def faultcheck(directory, faults, seed, jobs, simulator, json_path):
             click.echo(f"  missed: {fault['memory']}[{fault['address']}] bit {fault['bit']} "
                        f"({fault['layer']} {fault['role']}): {fault['reason']}")
     if summary["missed"]:
-        raise SystemExit(1)
+        sys.exit(EXIT_MISMATCH)
 
 
 @main.command()
@@ -363,13 +522,15 @@ def synth(directory, target, trace, seed, frequency_mhz, json_path):
     from .synth import synthesize
     from .synth.report import ProgressLine, format_report
 
+    if json_path:
+        check_writable(json_path, "--json")
     progress = ProgressLine()
     try:
         report = synthesize(directory, target=target, trace=trace, seed=seed,
                             frequency_mhz=frequency_mhz, progress=progress)
     finally:
         progress.close()
-    write_json(json_path, report)
+    write_json(json_path, report, "--json")
     for line in format_report(report):
         click.echo(line)
     click.echo(f"  logs and report.json: {report['folder']}")

@@ -75,22 +75,21 @@ def train_model(arch, train, test=None, epochs=40, seed=0, batch_size=64, lr=2e-
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch, pct_start=0.15
     )
-    bar = tqdm(total=epochs * steps_per_epoch, desc=f"train {arch}", unit="batch",
-               disable=not progress)
-    for epoch in range(epochs):
-        model.train()
-        order = torch.randperm(len(train), generator=generator)
-        for start in range(0, len(train), batch_size):
-            index = order[start : start + batch_size]
-            batch = augment(images[index], generator)
-            loss = F.cross_entropy(model(batch), labels[index])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            bar.update()
-        bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
-    bar.close()
+    with tqdm(total=epochs * steps_per_epoch, desc=f"train {arch}", unit="batch",
+              disable=not progress) as bar:  # closed before an error or Ctrl-C is reported
+        for epoch in range(epochs):
+            model.train()
+            order = torch.randperm(len(train), generator=generator)
+            for start in range(0, len(train), batch_size):
+                index = order[start : start + batch_size]
+                batch = augment(images[index], generator)
+                loss = F.cross_entropy(model(batch), labels[index])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                bar.update()
+            bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
     model.eval()
     meta = {"arch": arch, "epochs": epochs, "seed": seed, "batch_size": batch_size, "lr": lr,
             "train_images": len(train)}

@@ -3,16 +3,18 @@
 build and simulation, with the breakdown.
 
     python scripts/bench_cosim.py --data-dir DIR [--model lenet5-relu] [--images 10000]
-                                  [--array 8x8] [--jobs 2] [--out build-bench] [--json PATH]
+                                  [--array 8x8] [--jobs 2] [--out DIR] [--json PATH]
 
 Quantizes the model at 8 bits (outside the timed part), then times: writing the design and
 bench sources, computing and writing the vectors while Verilator builds the bench in the
 background (as a user's machine can), waiting for that build, and the simulation of every
-image; prints each phase and the end-to-end wall time.
+image; prints each phase and the end-to-end wall time. The export goes to ``--out``, by default
+a new temporary folder (never into the source tree), whose path is printed.
 """
 
 import argparse
 import json
+import tempfile
 import threading
 import time
 
@@ -31,9 +33,12 @@ def main():
     parser.add_argument("--images", type=int, default=10000)
     parser.add_argument("--array", default="8x8")
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--out", default="build-bench")
+    parser.add_argument("--out", default=None,
+                        help="export folder (default: a new temporary folder)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
+    if args.out is None:
+        args.out = tempfile.mkdtemp(prefix="hwlenet-bench-cosim-")
     rows, cols = parse_array(args.array)
     test = load_mnist("test", args.data_dir).head(args.images)
     qmodel = quantize_model(resolve_model(args.model)[0],
@@ -82,6 +87,7 @@ def main():
     print(f"  simulation             {report['seconds']:6.1f} s   "
           f"({report['images_per_second']:.0f} images/s)")
     print(f"  end to end             {report['end_to_end_seconds']:6.1f} s")
+    print(f"  export in {args.out}")
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(report, handle, indent=2)

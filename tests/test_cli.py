@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from hwlenet.cli import main
-from hwlenet.data import FILES
+from hwlenet.cli import cosim_lines, main
+from hwlenet.data import FILES, SAMPLE_TRAIN_IMAGES
+from hwlenet.errors import EXIT_INPUT_ERROR, EXIT_MISMATCH
 
 
 def run(*args):
@@ -59,9 +60,12 @@ def random_mnist(tmp_path_factory):
 
 
 def run_process(*args, cwd):
-    """The installed command line in a fresh interpreter, as a user runs it."""
+    """The installed command line in a fresh interpreter, as a user runs it: no data folder,
+    an empty cache in ``cwd`` and no network."""
     command = [sys.executable, "-c", "from hwlenet.cli import main; main()", *map(str, args)]
     environment = {key: value for key, value in os.environ.items() if key != "HWLENET_DATA"}
+    environment.update({"HOME": str(cwd), "XDG_CACHE_HOME": str(cwd / "cache"),
+                        "HWLENET_MIRRORS": ""})
     return subprocess.run(command, cwd=cwd, env=environment, capture_output=True, text=True,
                           timeout=300)
 
@@ -74,7 +78,7 @@ def config_file(folder, layers):
 
 @pytest.mark.parametrize("args,message", [
     (["evaluate", "nosuchmodel", "--data-dir", "."], "not a file nor a shipped model"),
-    (["evaluate", "lenet5-relu"], "no data directory: pass --data-dir"),
+    (["evaluate", "lenet5-relu", "--data-dir", "nowhere"], "could not download"),
     (["evaluate", "bad.pt", "--data-dir", "."], "not a readable checkpoint"),
     (["quantize", "--bits", "0", "--out", "q.npz"], "--bits must be an integer from 2 to 32"),
     (["quantize", "--bits", "33", "--out", "q.npz"], "--bits must be an integer from 2 to 32"),
@@ -82,9 +86,11 @@ def config_file(folder, layers):
     (["quantize", "--calib", "0", "--out", "q.npz"], "--calib must be at least 1"),
     (["quantize", "--config", "missing.json", "--out", "q.npz"], "cannot read config"),
     (["quantize", "lenet5-relu", "--config", {"fc9": {"weight": {"width": 4}}}, "--data-dir",
-      "MNIST", "--out", "q.npz"], "config names layer 'fc9'"),
-    (["quantize", "lenet5-relu", "--config", {"out": {"output": {"frac": -200}}}, "--data-dir",
+      "MNIST", "--out", "q.npz"], "config.json: names layer 'fc9'"),
+    (["quantize", "lenet5-relu", "--config", {"out": {"output": {"frac": -100}}}, "--data-dir",
       "MNIST", "--out", "q.npz"], "bits; at most 64 are supported"),
+    (["quantize", "lenet5-relu", "--config", {"out": {"output": {"frac": -200}}}, "--out",
+      "q.npz"], "frac must be an integer from -128 to 128"),
     (["quantize", "lenet5-classic", "--config", {"c1": {"bias": {"frac": -70}}}, "--data-dir",
       "MNIST", "--out", "q.npz"], "is outside 0..64"),
     (["simulate", "missing.npz"], "no such artifact"),
@@ -96,9 +102,9 @@ def test_bad_input_gives_one_line_error(tmp_path, random_mnist, args, message):
     args = [config_file(tmp_path, arg) if isinstance(arg, dict) else
             random_mnist if arg == "MNIST" else arg for arg in args]
     result = run_process(*args, cwd=tmp_path)
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == EXIT_INPUT_ERROR, result.stderr
     assert "Traceback" not in result.stderr + result.stdout
-    lines = result.stderr.splitlines()
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("data: ")]
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("Error: ") and message in lines[0]
 
@@ -109,14 +115,14 @@ def test_bad_input_gives_one_line_error(tmp_path, random_mnist, args, message):
     (["simulate"], "Missing argument 'QMODEL'"),
     (["nosuchcommand"], "No such command"),
 ])
-def test_usage_errors_end_with_one_error_line(tmp_path, args, message):
-    """Click's usage errors: exit status 2, the usage and a hint, then one error line."""
+def test_usage_errors_are_one_error_line(tmp_path, args, message):
+    """Click's usage errors: exit status 2 and exactly one line, with a pointer to --help."""
     result = run_process(*args, cwd=tmp_path)
-    assert result.returncode == 2
+    assert result.returncode == EXIT_INPUT_ERROR
     assert "Traceback" not in result.stderr + result.stdout
-    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
-    assert len(errors) == 1 and message in errors[0]
-    assert result.stderr.splitlines()[-1] == errors[0]
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0]
+    assert "--help" in lines[0] or "No such command" in lines[0]
 
 
 def test_quantize_then_simulate(tmp_path, data_dir):
@@ -139,3 +145,65 @@ def test_train_tiny(tmp_path, data_dir):
     result = run("train", "--arch", "relu", "--epochs", 1, "--data-dir", data_dir, "--out", out)
     assert result.exit_code == 0, result.output
     assert out.is_file() and "test accuracy" in result.output
+
+
+def test_help_exits_0_and_lists_library_choices():
+    from hwlenet.models import ARCHITECTURES
+    from hwlenet.quant.fixed import ROUNDING_MODES
+    from hwlenet.verify.cosim import SIMULATORS
+
+    assert run("--help").exit_code == 0
+    train_help = run("train", "--help").output
+    assert all(arch in train_help for arch in ARCHITECTURES)
+    assert all(mode in run("quantize", "--help").output for mode in ROUNDING_MODES)
+    assert all(name in run("cosim", "--help").output for name in SIMULATORS)
+
+
+def test_every_command_says_where_the_images_came_from(tmp_path):
+    """No data folder, no cache, no network: the embedded sample, said on stderr."""
+    result = run_process("evaluate", "lenet5-relu", "--limit", 50, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        f"data: 50 test images from the embedded sample ({tmp_path / 'cache' / 'hwlenet' / 'mnist'}"
+        " is empty and downloading is off)"]
+    result = run_process("quantize", "lenet5-relu", "--out", "q.npz", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.startswith(f"data: {SAMPLE_TRAIN_IMAGES} training images from the "
+                                    "embedded sample")
+    assert f"calibrated on {SAMPLE_TRAIN_IMAGES} training images" in result.stdout
+
+
+def test_named_folder_is_said(tmp_path, random_mnist):
+    result = run_process("evaluate", "lenet5-relu", "--data-dir", random_mnist, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [f"data: 20 test images from --data-dir {random_mnist}"]
+
+
+def report_of(**changes):
+    report = {"simulator": "verilator", "images": 0, "mismatches": 1, "bit_exact": False,
+              "cycles_per_image": None, "analytic_cycles_per_image": 7942.0, "cycles": 0,
+              "predicted_cycles": 9000, "images_per_second": None, "wave": None,
+              "coverage": None, "first_mismatch": {"image": 0, "layer": "hang", "element": 0,
+                                                   "expected": 0, "actual": 0, "kind": "hang",
+                                                   "cycle": 20000},
+              "hang": {"image": 0, "last_layer": "c3", "cycle": 20000}}
+    report.update(changes)
+    return report
+
+
+@pytest.mark.parametrize("changes", [{}, {"images": 3, "seconds": 0.0}], ids=["first", "later"])
+def test_hung_design_is_reported_not_crashed(tmp_path, monkeypatch, changes):
+    """A design that hangs (no cycles per image, no speed) is a mismatch, exit 1, and its
+    report is printed, never a crash formatting None."""
+    import hwlenet.verify.cosim as cosim_module
+
+    report = report_of(**changes)
+    monkeypatch.setattr(cosim_module, "read_export", lambda directory: {"vectors": 3})
+    monkeypatch.setattr(cosim_module, "require_tools", lambda simulator: None)
+    monkeypatch.setattr(cosim_module, "run_cosim", lambda *args, **kwargs: report)
+    result = run("cosim", tmp_path, "--json", tmp_path / "c.json")
+    assert result.exit_code == EXIT_MISMATCH, result.output
+    assert "MISMATCH" in result.output and "hang: no result for image 0" in result.output
+    assert json.loads((tmp_path / "c.json").read_text())["hang"]["last_layer"] == "c3"
+    lines = cosim_lines(report)
+    assert ("n/a" in lines[0]) == bool(changes)

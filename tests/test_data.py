@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from hwlenet import HwlenetError
-from hwlenet.data import FILES, download_mnist, load_mnist, read_idx, resolve_data_dir
+from hwlenet.data import (FILES, SAMPLE_TEST_IMAGES, SAMPLE_TRAIN_IMAGES, cache_dir,
+                          download_mnist, load_mnist, load_sample, read_idx, resolve_data_dir,
+                          resolve_data_source, sample_path, write_sample)
 
 
 def idx_bytes(array, type_code=0x08):
@@ -142,3 +144,97 @@ def test_real_mnist(test_split, train_split):
     assert test_split.images.shape == (10000, 28, 28)
     assert train_split.images.shape == (10000, 28, 28)
     assert set(np.unique(test_split.labels)) == set(range(10))
+
+
+@pytest.fixture()
+def no_user_data(tmp_path, monkeypatch):
+    """A user with no data folder, an empty cache in ``tmp_path`` and downloading off."""
+    monkeypatch.delenv("HWLENET_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("HWLENET_MIRRORS", "")
+    return tmp_path / "cache" / "hwlenet" / "mnist"
+
+
+def test_resolution_order(tmp_path, monkeypatch, no_user_data):
+    """--data-dir, then $HWLENET_DATA, then the cache, then the embedded sample."""
+    assert resolve_data_source("test").kind == "embedded"
+    cache = no_user_data
+    cache.mkdir(parents=True)
+    write_split(cache, "test", 4)
+    assert cache_dir() == cache
+    assert resolve_data_source("test").kind == "cache"
+    assert resolve_data_source("train").kind == "embedded"  # the cache lacks the train split
+    assert len(load_mnist("test")) == 4
+    environment = tmp_path / "env"
+    environment.mkdir()
+    write_split(environment, "test", 5)
+    monkeypatch.setenv("HWLENET_DATA", str(environment))
+    assert len(load_mnist("test")) == 5
+    option = tmp_path / "option"
+    option.mkdir()
+    write_split(option, "test", 6)
+    split = load_mnist("test", option)
+    assert len(split) == 6 and split.source == f"--data-dir {option}"
+    assert load_mnist("test").source == f"$HWLENET_DATA={environment}"
+
+
+def test_embedded_sample(no_user_data):
+    test, train = load_mnist("test"), load_mnist("train")
+    assert test.images.shape == (SAMPLE_TEST_IMAGES, 28, 28) and test.images.dtype == np.uint8
+    assert train.images.shape == (SAMPLE_TRAIN_IMAGES, 28, 28)
+    assert set(np.unique(test.labels)) == set(range(10))
+    assert test.source.startswith("the embedded sample")
+    assert sample_path().stat().st_size < 400_000
+
+
+def test_sample_is_mnist_and_regenerates_byte_for_byte(tmp_path, test_split, train_split):
+    """The sample is the first 1000 test and 500 training images of the data folder, and the
+    regeneration script's writer gives the shipped bytes again."""
+    np.testing.assert_array_equal(load_sample("test").images, test_split.images[:1000])
+    np.testing.assert_array_equal(load_sample("test").labels, test_split.labels[:1000])
+    np.testing.assert_array_equal(load_sample("train").images, train_split.images[:500])
+    write_sample(tmp_path / "s.npz", test_split.head(SAMPLE_TEST_IMAGES),
+                 train_split.head(SAMPLE_TRAIN_IMAGES))
+    assert (tmp_path / "s.npz").read_bytes() == sample_path().read_bytes()
+
+
+def test_damaged_sample_is_an_error(tmp_path):
+    path = tmp_path / "s.npz"
+    path.write_bytes(b"PK\x03\x04 damaged")
+    with pytest.raises(HwlenetError, match="s.npz: damaged MNIST sample"):
+        load_sample("test", path=path)
+
+
+def test_cache_is_filled_from_a_mirror(tmp_path, monkeypatch, no_user_data, mirror):
+    url, sums, images, labels = mirror
+    monkeypatch.setenv("HWLENET_MIRRORS", url)
+    split = load_mnist("test", md5=sums)
+    np.testing.assert_array_equal(split.images, images)
+    assert split.source == f"cache {no_user_data} (downloaded)"
+    assert sorted(p.name for p in no_user_data.iterdir()) == sorted(sums)
+    assert load_mnist("test").source == f"cache {no_user_data}"  # no second download
+
+
+def test_cache_falls_back_on_the_sample_when_the_download_fails(monkeypatch, no_user_data,
+                                                                mirror):
+    """A mirror serving files of the wrong checksum: nothing is kept, the sample is used."""
+    url, sums, _, _ = mirror
+    monkeypatch.setenv("HWLENET_MIRRORS", url)
+    split = load_mnist("test")  # the canonical md5 sums, which the served files do not have
+    assert len(split) == SAMPLE_TEST_IMAGES
+    assert "could not be downloaded" in split.source
+    assert not no_user_data.exists() or not list(no_user_data.iterdir())
+
+
+def test_offline_opener_falls_back_on_the_sample(no_user_data):
+    def offline(url, timeout):
+        raise urllib.error.URLError("network is unreachable")
+
+    split = load_mnist("train", opener=offline, mirrors=["http://mirror.invalid/"])
+    assert len(split) == SAMPLE_TRAIN_IMAGES and split.source.startswith("the embedded sample")
+
+
+def test_named_folder_that_is_a_file(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(HwlenetError, match="not a directory"):
+        load_mnist("test", tmp_path / "f", download=False)

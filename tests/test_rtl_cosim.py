@@ -284,7 +284,7 @@ def test_cosim_bad_folders(tmp_path, qmodels, exports):
 def test_emit_verilog_cli_rejects_bad_array(tmp_path):
     result = CliRunner().invoke(main, ["emit-verilog", "q.npz", "--out", str(tmp_path),
                                        "--array", "8x65"])
-    assert result.exit_code != 0
+    assert result.exit_code == 2
     assert "array cols must be from 1 to 64, not 65" in result.output
 
 
@@ -295,7 +295,7 @@ def test_emit_verilog_cli_rejects_too_many_vectors(tmp_path, data_dir, qmodels):
     result = CliRunner().invoke(main, ["emit-verilog", str(tmp_path / "q.npz"), "--out",
                                        str(tmp_path / "out"), "--vectors", "10001",
                                        "--data-dir", str(data_dir)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "exceeds the 10000 test images" in result.output
 
 

@@ -6,8 +6,8 @@ from amaranth.sim import Simulator
 from hwlenet.rtl.feeder import OperandFeeder
 from hwlenet.rtl.postproc import tile_tag_layout
 
-TAG_FIELDS = ("job", "row_tile", "block_row", "block_col", "phase", "image", "slot", "count",
-              "last")
+TAG_FIELDS = ("job", "row_tile", "block", "window_row", "window_col", "phase", "image", "slot",
+              "count", "last")
 
 
 class Banks:
@@ -28,15 +28,22 @@ class Banks:
         self.addresses = [ctx.get(port.addr) for port in self.ports]
 
 
-def feature_location(buffer, lanes, channel, y, x, copy):
-    """``(bank, row)`` of ``(channel, y, x)``: banks ``(y % 2, x % lanes)``, row
-    ``channel * plane + (y // 2) * row_words + x // lanes (+ copy * copy_words)``."""
-    row_words = buffer.width // lanes
-    plane = buffer.height // 2 * row_words
-    row = channel * plane + (y // 2) * row_words + x // lanes
+def feature_location(buffer, channel, y, x, copy):
+    """``(bank, row)`` of ``(channel, y, x)``: with ``v = (channel * height / 2 + y // 2) *
+    stride + x``, bank ``(y % 2) * lanes + v % lanes`` and row ``v // lanes (+ copy *
+    copy_words)``."""
+    v = (channel * (buffer.height // 2) + y // 2) * buffer.stride + x
+    row = v // buffer.lanes
     if buffer.copies > 1:
-        row += copy * buffer.channels * plane
-    return (y % 2) * lanes + x % lanes, row
+        row += copy * -(-buffer.channels * (buffer.height // 2) * buffer.stride // buffer.lanes)
+    return (y % 2) * buffer.lanes + v % buffer.lanes, row
+
+
+def block_origin(job, windows, block):
+    """``(window_row, window_col, base)`` of a block: its first window's pooled position and
+    the bank row of that position's linear address."""
+    window_row, window_col = divmod(block * windows, job.pooled_width)
+    return window_row, window_col, job.wrap_rows * window_row + block
 
 
 def expected_edge(plan, banks, token):
@@ -44,7 +51,7 @@ def expected_edge(plan, banks, token):
     weights and the buffers' contents (``k`` walks the weights' flattened reduction axis);
     None for the operand of an idle column."""
     rows, cols = plan.rows, plan.cols
-    windows, groups = plan.windows, plan.fc_subbanks
+    groups = plan.fc_subbanks
     job = plan.jobs[token["job"]]
     layer = job.layer
     matrix = layer.weight.reshape(layer.weight.shape[0], -1)
@@ -63,16 +70,20 @@ def expected_edge(plan, banks, token):
                 operands.append(None)
                 continue
             window, dy, dx = member
-            y = 2 * token["block_row"] + dy + ky
-            x = 2 * (windows * token["block_col"] + window) + dx + kx
-            bank, row = feature_location(buffer, 2 * windows, channel, y, x, token["copy"])
+            w = token["block"] * plan.windows + window
+            if w >= job.pooled_size:  # past the map: read but never stored
+                operands.append(None)
+                continue
+            py, px = divmod(w, job.pooled_width)
+            bank, row = feature_location(buffer, channel, 2 * py + dy + ky, 2 * px + dx + kx,
+                                         token["copy"])
             operands.append(int(memory.words[bank][row]))
     elif job is plan.dense_jobs[0]:
         # feature k of the flattened pooled maps, where the buffer writer put it
         pool_c, pool_h, pool_w = plan.conv_jobs[-1].pool.out_shape
-        channel, py, px = np.unravel_index(k, (pool_c, pool_h, pool_w))
-        row = (channel * pool_h + py) * -(-pool_w // groups) + px // groups
-        operands = [int(banks["fc"].words[slot * groups + px % groups][row])
+        channel, w = divmod(k, pool_h * pool_w)
+        row = channel * -(-pool_h * pool_w // groups) + w // groups
+        operands = [int(banks["fc"].words[slot * groups + w % groups][row])
                     for slot in range(cols)]
     else:
         position = plan.dense_jobs.index(job)
@@ -82,20 +93,23 @@ def expected_edge(plan, banks, token):
 
 def random_tokens(plan, rng, count):
     """Tokens as the controller issues them: runs of consecutive steps of one tile of a random
-    job, and single tokens of random jobs back to back; some invalid (steps past the depth,
-    flushes) with random coordinates, every field of the tag random."""
+    job (a random block, often the last, and phase), and single tokens of random jobs back to
+    back; some invalid (steps past the depth, flushes) with random coordinates, every field of
+    the tag random."""
     tag_layout = tile_tag_layout(plan)
     tokens = []
     while len(tokens) < count:
         job = plan.jobs[int(rng.integers(len(plan.jobs)))]
         base = {"job": job.index, "row_tile": int(rng.integers(job.row_tiles)),
-                "block_row": int(rng.integers(getattr(job, "block_rows", 1))),
-                "block_col": int(rng.integers(getattr(job, "block_cols", 1))),
                 "phase": int(rng.integers(getattr(job, "phases", 1))),
                 "copy": int(rng.integers(2))}
-        if job.kind == "dense":  # coordinates a dense job ignores
-            base.update(block_row=int(rng.integers(4)), block_col=int(rng.integers(4)),
-                        phase=int(rng.integers(2)))
+        if job.kind == "conv":
+            block = int(job.blocks - 1 if rng.integers(4) == 0 else rng.integers(job.blocks))
+            window_row, window_col, row = block_origin(job, plan.windows, block)
+            base.update(block=block, base=row, window_col=window_col)
+        else:  # coordinates a dense job ignores
+            base.update(block=int(rng.integers(4)), base=int(rng.integers(4)),
+                        window_col=int(rng.integers(2)), phase=int(rng.integers(2)))
         run = int(rng.integers(1, 12)) if rng.random() < 0.4 else 1
         start = int(rng.integers(job.tile_period))
         for step in range(start, min(start + run, job.tile_period)):
@@ -125,15 +139,17 @@ def test_edges_carry_the_planned_weights_and_operands(plans, name, rows, cols, l
     for position, ports in enumerate(dut.dense_read):
         banks[f"dense{position}"] = Banks(ports, width, rng)
     tokens = random_tokens(plan, rng, 300)
-    idle = {"valid": 0, "clear": 0, "capture": 0, "job": 0, "row_tile": 0, "block_row": 0,
-            "block_col": 0, "phase": 0, "k": 0, "copy": 0, "tag": {name: 0 for name in TAG_FIELDS}}
+    idle = {"valid": 0, "clear": 0, "capture": 0, "job": 0, "row_tile": 0, "base": 0,
+            "window_col": 0, "phase": 0, "k": 0, "copy": 0, "tag": {name: 0 for name in TAG_FIELDS}}
     edges = []
 
     async def bench(ctx):
         for cycle in range(len(tokens) + OperandFeeder.LATENCY + 2):
             for memory in banks.values():
                 memory.serve(ctx)
-            ctx.set(dut.issue.token, tokens[cycle] if cycle < len(tokens) else idle)
+            # ``block`` is the model's: the token carries its ``base`` and ``window_col``
+            ctx.set(dut.issue.token, {name: value for name, value in tokens[cycle].items()
+                                      if name != "block"} if cycle < len(tokens) else idle)
             for memory in banks.values():
                 memory.sample(ctx)
             flags, tag = ctx.get(dut.edge.flags), ctx.get(dut.edge.tag)

@@ -7,15 +7,14 @@ from hwlenet.rtl.loader import InputLoader
 
 def buffer_location(plan, channel, y, x, copy):
     """``(bank, row)`` of input-buffer element ``(channel, y, x)`` (padded coordinates) of copy
-    ``copy``, from the feature buffer's documented rule: banks ``(y % 2, x % lanes)`` with
-    ``lanes = 2 * windows``, row ``channel * plane + (y // 2) * row_words + x // lanes +
-    copy * copy_words``."""
+    ``copy``, from the feature buffer's documented rule: with ``v = (channel * height / 2 +
+    y // 2) * stride + x``, bank ``(y % 2) * lanes + v % lanes``, row ``v // lanes + copy *
+    copy_words``."""
     buffer = plan.input_buffer
-    lanes = 2 * plan.windows
-    row_words = buffer.width // lanes
-    plane = buffer.height // 2 * row_words
-    row = channel * plane + (y // 2) * row_words + x // lanes + copy * buffer.channels * plane
-    return (y % 2) * lanes + x % lanes, row
+    pairs, lanes = buffer.height // 2, buffer.lanes
+    v = (channel * pairs + y // 2) * buffer.stride + x
+    copy_words = -(-buffer.channels * pairs * buffer.stride // lanes)
+    return (y % 2) * lanes + v % lanes, v // lanes + copy * copy_words
 
 
 def simulate(plan, images, last, holds, rng):

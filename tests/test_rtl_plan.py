@@ -25,13 +25,14 @@ def test_parse_array_refuses_the_rest(text, message):
 
 
 def conv_cycles(plan):
-    """Issue cycles of the conv jobs, from the layer shapes: row tiles, pooled rows, blocks of
-    ``windows`` pooled columns and phases, each for ``max(depth, rows, cols + 1)`` cycles."""
+    """Issue cycles of the conv jobs, from the layer shapes: row tiles, blocks of ``windows``
+    pooling windows (row-major over the whole pooled map) and phases, each for
+    ``max(depth, rows, cols + 1)`` cycles."""
     total = 0
     for job in plan.conv_jobs:
         maps, pooled_h, pooled_w = job.pool.out_shape
         depth = math.prod(job.layer.weight.shape[1:])
-        tiles = (math.ceil(maps / plan.rows) * pooled_h * math.ceil(pooled_w / plan.windows)
+        tiles = (math.ceil(maps / plan.rows) * math.ceil(pooled_h * pooled_w / plan.windows)
                  * 4 // plan.window_lanes)
         total += tiles * max(depth, plan.rows, plan.cols + 1)
     return total
@@ -69,35 +70,40 @@ def test_every_window_member_has_one_column_and_phase(plans, cols, lanes):
     assert len({column for column in members.values()}) == plan.windows * lanes
 
 
-@pytest.mark.parametrize("cols,lanes", [(1, 1), (3, 1), (5, 4), (6, 2), (8, 4), (7, 1)])
+@pytest.mark.parametrize("cols,lanes", [(1, 1), (3, 1), (5, 4), (6, 2), (8, 4), (7, 1), (12, 4),
+                                        (40, 2), (64, 4)])
 def test_buffers_place_every_value_once_and_tiles_read_without_conflicts(plans, cols, lanes):
     """Each buffer element has its own (bank, row) inside the buffer; in every step of every
-    tile of a conv job the working columns read distinct banks; the writes of one
-    post-processor output (consecutive pooled columns of one row) go to distinct banks."""
+    tile of a conv job the working columns read distinct banks (windows past the map
+    included: they are read too); the writes of one post-processor output of the first conv
+    job (a block of consecutive windows) go to distinct banks."""
     plan = plans("lenet5-relu", 2, cols, lanes)
     for job, buffer in zip(plan.conv_jobs, (plan.input_buffer, plan.mid_buffer)):
-        places = {(buffer.bank(y, x), buffer.address(c, y, x, copy))
-                  for copy in range(buffer.copies) for c in range(buffer.channels)
-                  for y in range(buffer.height) for x in range(buffer.width)}
-        assert len(places) == buffer.depth * buffer.banks
+        elements = [(c, y, x, copy) for copy in range(buffer.copies)
+                    for c in range(buffer.channels) for y in range(buffer.height)
+                    for x in range(buffer.width)]
+        places = {buffer.locate(*element) for element in elements}
+        assert len(places) == len(elements)
         assert all(0 <= bank < buffer.banks and 0 <= row < buffer.depth for bank, row in places)
         kernel = job.layer.weight.shape[2]
-        for block_col, phase, ky, kx in itertools.product(range(job.block_cols),
-                                                          range(plan.phases), range(kernel),
-                                                          range(kernel)):
+        for block, phase, channel, ky, kx in itertools.product(
+                range(job.blocks), range(plan.phases), (0, buffer.channels - 1), range(kernel),
+                range(kernel)):
             banks = []
             for column in range(cols):
                 member = plan.column_member(column, phase)
                 if member is not None:
                     window, dy, dx = member
-                    x = 2 * (plan.windows * block_col + window) + dx + kx
-                    assert x < buffer.width
-                    banks.append(buffer.bank(dy + ky, x))
-            assert len(set(banks)) == len(banks)
-    pad = plan.conv_jobs[1].layer.padding
-    for block_col in range(plan.conv_jobs[0].block_cols):
-        xs = [block_col * plan.windows + g + pad for g in range(plan.windows)]
-        assert len({plan.mid_buffer.bank(pad, x) for x in xs}) == len(xs)
+                    py, px = divmod(block * plan.windows + window, job.pooled_width)
+                    banks.append(buffer.locate(channel, 2 * py + dy + ky, 2 * px + dx + kx)[0])
+            assert len(set(banks)) == len(banks), (block, phase, ky, kx)
+    first, pad = plan.conv_jobs[0], plan.conv_jobs[1].layer.padding
+    for block, channel in itertools.product(range(first.blocks), range(first.pool.out_shape[0])):
+        windows = [divmod(w, first.pooled_width)
+                   for w in range(block * plan.windows,
+                                  min((block + 1) * plan.windows, first.pooled_size))]
+        banks = [plan.mid_buffer.locate(channel, py + pad, px + pad)[0] for py, px in windows]
+        assert len(set(banks)) == len(banks)
 
 
 @pytest.mark.parametrize("rows,cols", [(1, 1), (3, 5), (4, 6), (8, 8), (16, 16)])

@@ -9,8 +9,8 @@ from hwlenet.rtl.postproc import PostProcessor
 from hwlenet.sim.kernels import requantize_array
 
 CALIBRATION = np.random.default_rng(1).integers(0, 256, (32, 28, 28), dtype=np.uint8)
-TAG_FIELDS = ("job", "row_tile", "block_row", "block_col", "phase", "image", "slot", "count",
-              "last")
+TAG_FIELDS = ("job", "row_tile", "block", "window_row", "window_col", "phase", "image", "slot",
+              "count", "last")
 
 
 def activate(layer, acc):
@@ -46,9 +46,10 @@ def expected_outputs(plan, job, channel, accs):
 def expected_lanes(plan, job, channel, accs, tag):
     """The stored results of one drained row: lane -> value, for the lanes that hold one.
 
-    A conv job's window ``g`` of block column ``b`` is pooled column ``b * windows + g`` (none
-    past the pooled width), stored at the last phase only; a dense job's lane ``c`` is image
-    ``c`` of a batch of ``count``; rows past the layer's last output channel hold nothing.
+    A conv job's window ``g`` of block ``b`` is window ``b * windows + g`` of the pooled map
+    in row-major order (none past the map), stored at the last phase only; a dense job's lane
+    ``c`` is image ``c`` of a batch of ``count``; rows past the layer's last output channel
+    hold nothing.
     """
     if job.kind == "conv" and tag["phase"] != job.phases - 1:
         return {}
@@ -57,13 +58,13 @@ def expected_lanes(plan, job, channel, accs, tag):
         return {}
     if job.kind == "dense":
         return {c: int(y[c]) for c in range(tag["count"])}
-    groups, pooled_width = plan.windows, job.pool.out_shape[2]
-    return {g: int(y[g]) for g in range(groups) if tag["block_col"] * groups + g < pooled_width}
+    groups = plan.windows
+    return {g: int(y[g]) for g in range(groups) if tag["block"] * groups + g < job.pooled_size}
 
 
 def make_stimuli(plan, rng):
     """Every row of every row tile of every job, each tile for all its phases in order, with
-    random accumulators, an edge or random block column, a full or partial batch, a random
+    random accumulators, the last or a random block, a full or partial batch, a random
     ``last`` flag and idle cycles between rows. Each item carries the row's accumulators of the
     tile's phases so far."""
     rows, cols = plan.rows, plan.cols
@@ -71,13 +72,13 @@ def make_stimuli(plan, rng):
     for job in plan.jobs:
         limit = 1 << (job.layer.accumulator_width - 2)
         for row_tile in range(job.row_tiles):
-            tag = {"job": job.index, "row_tile": row_tile, "block_row": 0, "block_col": 0,
-                   "phase": 0, "image": len(stimuli), "slot": int(rng.integers(cols)),
-                   "count": cols, "last": int(rng.integers(2))}
+            tag = {"job": job.index, "row_tile": row_tile, "block": 0, "window_row": 0,
+                   "window_col": 0, "phase": 0, "image": len(stimuli),
+                   "slot": int(rng.integers(cols)), "count": cols, "last": int(rng.integers(2))}
             if job.kind == "conv":
-                tag["block_row"] = int(rng.integers(job.block_rows))
-                tag["block_col"] = int(job.block_cols - 1 if rng.integers(2)
-                                       else rng.integers(job.block_cols))
+                tag["block"] = int(job.blocks - 1 if rng.integers(2) else rng.integers(job.blocks))
+                tag["window_row"], tag["window_col"] = divmod(tag["block"] * plan.windows,
+                                                              job.pooled_width)
             elif rng.integers(3):
                 tag["count"] = int(rng.integers(1, cols)) if cols > 1 else 1
             history = [[] for _ in range(rows)]
@@ -155,6 +156,6 @@ def test_postprocessor_matches_numba(name, bits, rows, cols, lanes):
         assert any(t["count"] < cols and values for _, values, _, t in expected)
     assert any(done for _, _, done, _ in expected)
     conv = len(plan.conv_jobs)
-    if any(job.pool.out_shape[2] % plan.windows for job in plan.conv_jobs):
+    if any(job.pooled_size % plan.windows for job in plan.conv_jobs):
         assert any(t["job"] < conv and 0 < len(values) < plan.windows
                    for _, values, _, t in expected)

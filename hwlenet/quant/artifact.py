@@ -36,16 +36,24 @@ nothing). Every execution must be exact over that whole range.
 
 The class of an image is the index of its largest logit (the last layer's output), the lowest
 such index when several logits tie.
+
+Formats have ``|frac| <= MAX_FRAC``; shapes have 1 to ``MAX_RANK`` dimensions of at most
+``MAX_EXTENT``; ``conv`` weights are ``(out_channels, in_channels, k, k)`` with
+``out = in + 2 * padding - k + 1``; ``subsample`` and ``maxpool`` halve each side (even sides)
+and keep the channels; ``dense`` weights are ``(outputs, inputs)``. A loaded artifact satisfies
+all of this, or :func:`load_artifact` raises :class:`~hwlenet.errors.HwlenetError`.
 """
 
 import io
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import HwlenetError
+from ..outputs import write_bytes
 from .fixed import FixedFormat
 
 __all__ = [
@@ -53,6 +61,9 @@ __all__ = [
     "ARTIFACT_VERSION",
     "LAYER_KINDS",
     "MAX_ACCUMULATOR_WIDTH",
+    "MAX_ARTIFACT_BYTES",
+    "MAX_FRAC",
+    "MAX_LUT_WIDTH",
     "MAX_SHIFT",
     "QLayer",
     "QuantizedModel",
@@ -69,6 +80,16 @@ MAX_ACCUMULATOR_WIDTH = 63
 MAX_LUT_WIDTH = 16
 #: The largest bias shift and requantization right shift an artifact may hold.
 MAX_SHIFT = 64
+#: The largest magnitude of a format's fractional bits (far beyond any useful format; it keeps
+#: every ``2**frac`` a finite float).
+MAX_FRAC = 128
+#: The most bytes an artifact's tensors may take once decompressed (LeNet-5 takes under 1 MB).
+MAX_ARTIFACT_BYTES = 64 << 20
+#: The most dimensions of a layer's input or output shape, and the largest extent of one.
+MAX_RANK = 3
+MAX_EXTENT = 1 << 16
+#: The largest zero padding of a convolution.
+MAX_PADDING = 16
 
 
 @dataclass(eq=False)
@@ -204,6 +225,12 @@ class QuantizedModel:
 
     def validate(self):
         """Check the model's internal consistency; raise :class:`HwlenetError` if it fails."""
+        if not self.layers:
+            raise HwlenetError("the model has no layers")
+        names = [layer.name for layer in self.layers]
+        if len(set(names)) != len(names):
+            raise HwlenetError(f"layer names repeat: {', '.join(names)}")
+        _check_frac(self.input_format, "the input format")
         previous = self.input_format
         shape = None
         for layer in self.layers:
@@ -212,10 +239,16 @@ class QuantizedModel:
                 raise HwlenetError(f"{where}: unknown kind {layer.kind!r}")
             if layer.activation not in ACTIVATIONS:
                 raise HwlenetError(f"{where}: unknown activation {layer.activation!r}")
+            for label in ("input_format", "output_format", "weight_format", "bias_format",
+                          "pre_format"):
+                fmt = getattr(layer, label)
+                if fmt is not None:
+                    _check_frac(fmt, f"{where}: {label}")
+            _check_shapes(layer, where)
             if layer.input_format != previous:
                 raise HwlenetError(f"{where}: input format {layer.input_format} does not match "
                                    f"the previous output {previous}")
-            if shape is not None and int(np.prod(layer.in_shape)) != int(np.prod(shape)):
+            if shape is not None and _size(layer.in_shape) != _size(shape):
                 raise HwlenetError(f"{where}: input shape {layer.in_shape} does not follow {shape}")
             if layer.has_weights:
                 self._validate_weighted(layer, where)
@@ -233,16 +266,21 @@ class QuantizedModel:
                                    ("bias", layer.bias, layer.bias_format)):
             if tensor is None or fmt is None:
                 raise HwlenetError(f"{where}: missing {label}")
+            if not isinstance(tensor, np.ndarray) or tensor.dtype != np.int64:
+                raise HwlenetError(f"{where}: {label} must be an int64 array")
             if tensor.size and (tensor.min() < fmt.min_int or tensor.max() > fmt.max_int):
                 raise HwlenetError(f"{where}: {label} integers exceed their format {fmt}")
-        expected = {
-            "conv": (layer.out_shape[0], layer.in_shape[0]),
-            "dense": (layer.out_shape[0], int(np.prod(layer.in_shape))),
-            "subsample": (layer.in_shape[0],),
-        }[layer.kind]
-        if tuple(layer.weight.shape[: len(expected)]) != expected:
+        if layer.kind == "conv":
+            channels, height, width = layer.in_shape
+            kernel = layer.in_shape[1] + 2 * layer.padding - layer.out_shape[1] + 1
+            expected = (layer.out_shape[0], channels, kernel, kernel)
+        elif layer.kind == "dense":
+            expected = (layer.out_shape[0], _size(layer.in_shape))
+        else:
+            expected = (layer.in_shape[0],)
+        if layer.weight.shape != expected or not layer.weight.size:
             raise HwlenetError(f"{where}: weight shape {layer.weight.shape} does not fit "
-                               f"{layer.in_shape} -> {layer.out_shape}")
+                               f"{layer.in_shape} -> {layer.out_shape} (expected {expected})")
         if layer.bias.shape != (layer.out_shape[0],):
             raise HwlenetError(f"{where}: bias shape {layer.bias.shape} != ({layer.out_shape[0]},)")
         if layer.bias_shift < 0:
@@ -271,15 +309,68 @@ class QuantizedModel:
             if pre.width > MAX_LUT_WIDTH:
                 raise HwlenetError(f"{where}: table index of {pre.width} bits exceeds "
                                    f"{MAX_LUT_WIDTH}")
+            if not isinstance(lut, np.ndarray) or lut.dtype != np.int64:
+                raise HwlenetError(f"{where}: the table must be an int64 array")
             if lut.shape != (1 << pre.width,):
                 raise HwlenetError(f"{where}: table has {lut.size} entries, not 2**{pre.width}")
             out = layer.output_format
             if lut.min() < out.min_int or lut.max() > out.max_int:
                 raise HwlenetError(f"{where}: table values exceed the output format {out}")
+        elif layer.pre_format is not None or layer.lut is not None:
+            raise HwlenetError(f"{where}: only a tanh layer has a pre-activation format and table")
 
 
-def save_artifact(qmodel, path):
-    """Write ``qmodel`` to ``path`` (``.npz``); the same model gives the same bytes."""
+def _size(shape):
+    """Elements of ``shape`` (a tuple of Python ints), exactly."""
+    size = 1
+    for extent in shape:
+        size *= int(extent)
+    return size
+
+
+def _check_frac(fmt, where):
+    if abs(fmt.frac) > MAX_FRAC:
+        raise HwlenetError(f"{where}: {fmt.frac} fractional bits; at most {MAX_FRAC} in "
+                           "magnitude are supported")
+
+
+def _check_shapes(layer, where):
+    """Shapes of the right rank for the kind, consistent with each other and the padding."""
+    for label in ("in_shape", "out_shape"):
+        shape = getattr(layer, label)
+        if (not isinstance(shape, tuple) or not 1 <= len(shape) <= MAX_RANK
+                or not all(isinstance(v, int) and not isinstance(v, bool)
+                           and 1 <= v <= MAX_EXTENT for v in shape)):
+            raise HwlenetError(f"{where}: bad {label} {shape!r}")
+    if not isinstance(layer.padding, int) or not 0 <= layer.padding <= MAX_PADDING:
+        raise HwlenetError(f"{where}: padding must be from 0 to {MAX_PADDING}, not "
+                           f"{layer.padding!r}")
+    in_shape, out_shape = layer.in_shape, layer.out_shape
+    if layer.kind == "dense":
+        if len(out_shape) != 1 or layer.padding:
+            raise HwlenetError(f"{where}: a dense layer maps to a vector, without padding")
+        return
+    if len(in_shape) != 3 or len(out_shape) != 3:
+        raise HwlenetError(f"{where}: a {layer.kind} layer maps (channels, height, width) "
+                           f"maps, not {in_shape} -> {out_shape}")
+    if layer.kind == "conv":
+        kernel = in_shape[1] + 2 * layer.padding - out_shape[1] + 1
+        if kernel < 1 or in_shape[2] + 2 * layer.padding - out_shape[2] + 1 != kernel:
+            raise HwlenetError(f"{where}: {in_shape} -> {out_shape} with padding "
+                               f"{layer.padding} is not a square-kernel convolution")
+        return
+    if layer.padding:
+        raise HwlenetError(f"{where}: a {layer.kind} layer has no padding")
+    if (in_shape[1] % 2 or in_shape[2] % 2
+            or out_shape != (in_shape[0], in_shape[1] // 2, in_shape[2] // 2)):
+        raise HwlenetError(f"{where}: 2x2 pooling of {in_shape} gives "
+                           f"({in_shape[0]}, {in_shape[1] // 2}, {in_shape[2] // 2}), not "
+                           f"{out_shape}")
+
+
+def save_artifact(qmodel, path, option=None):
+    """Write ``qmodel`` to ``path`` (``.npz``), whole or not at all (through a temporary file);
+    the same model gives the same bytes. ``option`` names the path in error messages."""
     qmodel.validate()
     arrays = {"manifest": np.array(json.dumps(qmodel.manifest(), sort_keys=True))}
     for layer in qmodel.layers:
@@ -292,16 +383,56 @@ def save_artifact(qmodel, path):
         arrays[f"float/{key}"] = np.asarray(value, dtype=np.float32)
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
-    try:
-        Path(path).write_bytes(buffer.getvalue())
-    except OSError as error:
-        raise HwlenetError(f"cannot write {path}: {error.strerror}") from None
+    write_bytes(path, buffer.getvalue(), option)
 
 
 def _shape(value, where):
-    if not isinstance(value, list) or not all(isinstance(v, int) and v > 0 for v in value):
-        raise HwlenetError(f"{where}: bad shape {value!r}")
+    if (not isinstance(value, list) or not 1 <= len(value) <= MAX_RANK
+            or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_EXTENT
+                       for v in value)):
+        raise HwlenetError(f"layer {where}: bad shape {value!r}")
     return tuple(value)
+
+
+def _integer(value, where):
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise HwlenetError(f"{where}: expected an integer, not {value!r}")
+    return value
+
+
+def _read_members(path):
+    """The arrays of an ``.npz`` file, each checked before it is read: a ``.npy`` member of a
+    plain (non-object) dtype whose header's shape accounts for exactly its bytes, all members
+    together at most :data:`MAX_ARTIFACT_BYTES`. Nothing is allocated from an unchecked size."""
+    arrays = {}
+    with zipfile.ZipFile(path) as archive:
+        members = archive.infolist()
+        if sum(info.file_size for info in members) > MAX_ARTIFACT_BYTES:
+            raise HwlenetError(f"{path}: holds more than {MAX_ARTIFACT_BYTES >> 20} MiB of "
+                               "tensors; not an hwlenet artifact")
+        for info in members:
+            if not info.filename.endswith(".npy"):
+                raise HwlenetError(f"{path}: member {info.filename!r} is not a numpy array")
+            data = archive.read(info)
+            stream = io.BytesIO(data)
+            version = np.lib.format.read_magic(stream)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
+            else:
+                raise HwlenetError(f"{path}: member {info.filename!r} has .npy version "
+                                   f"{version}")
+            if dtype.hasobject or dtype.itemsize == 0:
+                raise HwlenetError(f"{path}: member {info.filename!r} has dtype {dtype}")
+            offset = stream.tell()
+            if _size(shape) * dtype.itemsize != len(data) - offset:
+                raise HwlenetError(f"{path}: member {info.filename!r} is damaged (its header "
+                                   f"says {shape}, it holds {len(data) - offset} bytes)")
+            array = np.frombuffer(data, dtype=dtype, offset=offset)
+            array = array.reshape(shape, order="F" if fortran else "C")
+            arrays[info.filename[: -len(".npy")]] = array.astype(dtype.newbyteorder("="))
+    return arrays
 
 
 def load_artifact(path):
@@ -317,21 +448,30 @@ def load_artifact(path):
         with open(path, "rb") as handle:
             if handle.read(4) != b"PK\x03\x04":
                 raise HwlenetError(f"{path}: not a quantized artifact (not an .npz archive)")
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-        manifest = json.loads(str(arrays.pop("manifest")))
+        arrays = _read_members(path)
+        manifest = arrays.pop("manifest")
+        if manifest.dtype.kind != "U" or manifest.shape != ():
+            raise HwlenetError(f"{path}: not a quantized artifact (its manifest is not text)")
+        manifest = json.loads(str(manifest))
     except FileNotFoundError:
         raise HwlenetError(f"no such artifact: {path}") from None
+    except IsADirectoryError:
+        raise HwlenetError(f"{path}: is a folder, not a quantized artifact") from None
     except HwlenetError:
         raise
     except KeyError:
         raise HwlenetError(f"{path}: not a quantized artifact (no manifest)") from None
     except Exception as error:  # numpy/zipfile/json raise many types for damaged files
-        raise HwlenetError(f"{path}: not a readable quantized artifact ({error})") from None
+        reason = " ".join(str(error).split())[:160] or type(error).__name__
+        raise HwlenetError(f"{path}: not a readable quantized artifact ({reason})") from None
     try:
         qmodel = _from_manifest(manifest, arrays, path)
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
-        reason = f"{type(error).__name__}: {error}"
+    except HwlenetError as error:
+        message = str(error)
+        raise HwlenetError(message if message.startswith(f"{path}:")
+                           else f"{path}: {message}") from None
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
+        reason = " ".join(f"{type(error).__name__}: {error}".split())[:160]
         raise HwlenetError(f"{path}: malformed manifest ({reason})") from None
     try:
         qmodel.validate()
@@ -348,8 +488,13 @@ def _from_manifest(manifest, arrays, path):
                            f"supported (this hwlenet reads {ARTIFACT_VERSION})")
     from ..models import ARCHITECTURES
 
-    if manifest["arch"] not in ARCHITECTURES:
+    if not isinstance(manifest["arch"], str) or manifest["arch"] not in ARCHITECTURES:
         raise HwlenetError(f"{path}: unknown architecture {manifest['arch']!r}")
+    if not isinstance(manifest["layers"], list):
+        raise HwlenetError(f"{path}: 'layers' must be a list")
+    provenance = manifest.get("provenance", {})
+    if not isinstance(provenance, dict):
+        raise HwlenetError(f"{path}: 'provenance' must be an object")
 
     def tensor(name):
         if name not in arrays:
@@ -361,7 +506,11 @@ def _from_manifest(manifest, arrays, path):
 
     layers = []
     for entry in manifest["layers"]:
+        if not isinstance(entry, dict):
+            raise HwlenetError(f"{path}: a layer must be an object, not {entry!r}")
         name = entry["name"]
+        if not isinstance(name, str) or not name:
+            raise HwlenetError(f"{path}: a layer's name must be a non-empty string")
         layer = QLayer(
             name=name, kind=entry["kind"], activation=entry["activation"],
             in_shape=_shape(entry["in_shape"], name), out_shape=_shape(entry["out_shape"], name),
@@ -373,8 +522,9 @@ def _from_manifest(manifest, arrays, path):
             layer.bias = tensor(f"{name}.bias")
             layer.weight_format = FixedFormat.from_dict(entry["weight_format"])
             layer.bias_format = FixedFormat.from_dict(entry["bias_format"])
-            layer.padding = int(entry["padding"])
-            layer.accumulator_width = int(entry["accumulator"]["width"])
+            layer.padding = _integer(entry["padding"], f"{path}: layer {name}: padding")
+            layer.accumulator_width = _integer(entry["accumulator"]["width"],
+                                               f"{path}: layer {name}: accumulator width")
             if entry["accumulator"]["frac"] != layer.acc_frac:
                 raise HwlenetError(f"{path}: layer {name}: accumulator frac disagrees with "
                                    "weight and input formats")
@@ -384,7 +534,30 @@ def _from_manifest(manifest, arrays, path):
         layers.append(layer)
     float_state = {key[len("float/"):]: value for key, value in arrays.items()
                    if key.startswith("float/")}
+    _check_float_state(float_state, manifest["arch"], path)
     return QuantizedModel(
         arch=manifest["arch"], input_format=FixedFormat.from_dict(manifest["input_format"]),
-        layers=layers, provenance=manifest.get("provenance", {}), float_state=float_state,
+        layers=layers, provenance=provenance, float_state=float_state,
     )
+
+
+def _check_float_state(state, arch, path):
+    """The float model's tensors: exactly those of ``arch``, float32, of its shapes, finite."""
+    import torch
+
+    from ..models import build_model
+
+    with torch.random.fork_rng(devices=[]):  # building the model must not draw from the seed
+        expected = {key: tuple(value.shape)
+                    for key, value in build_model(arch).state_dict().items()}
+    if set(state) != set(expected):
+        missing = sorted(set(expected) - set(state))
+        extra = sorted(set(state) - set(expected))
+        raise HwlenetError(f"{path}: the float tensors do not fit {arch!r} (missing "
+                           f"{missing[:3]}, extra {extra[:3]})")
+    for key, value in state.items():
+        if value.dtype != np.float32 or value.shape != expected[key]:
+            raise HwlenetError(f"{path}: float tensor {key} is {value.dtype} {value.shape}, not "
+                               f"float32 {expected[key]}")
+        if not np.isfinite(value).all():
+            raise HwlenetError(f"{path}: float tensor {key} holds NaN or infinite values")

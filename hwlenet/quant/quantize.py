@@ -18,7 +18,9 @@ A JSON config overrides any of a layer's ``weight``, ``bias``, ``pre`` or ``outp
 
     {"layers": {"c1": {"weight": {"width": 6}, "output": {"width": 10, "frac": 6}}}}
 
-A width without a frac gets the frac that fits the layer's range.
+A width without a frac gets the frac that fits the layer's range. Widths are 2..32 (a ``pre``
+format, which indexes a table of ``2**width`` entries, at most 16 bits), fracs within
+``-MAX_FRAC..MAX_FRAC``; :func:`load_config` checks all of this before any work starts.
 """
 
 import json
@@ -30,13 +32,16 @@ import torch
 from .. import __version__
 from ..errors import HwlenetError
 from ..models import MNIST_MEAN, MNIST_STD, TANH_AMPLITUDE, TANH_SLOPE
-from .artifact import (MAX_ACCUMULATOR_WIDTH, QLayer, QuantizedModel, accumulator_bound)
-from .fixed import MAX_WIDTH, FixedFormat
+from .artifact import (MAX_ACCUMULATOR_WIDTH, MAX_FRAC, MAX_LUT_WIDTH, QLayer, QuantizedModel,
+                       accumulator_bound)
+from .fixed import MAX_WIDTH, OVERFLOW_MODES, ROUNDING_MODES, FixedFormat
 
-__all__ = ["CALIBRATION_METHODS", "load_config", "quantize_model", "validate_bits"]
+__all__ = ["CALIBRATION_METHODS", "FORMAT_KEYS", "check_config", "load_config",
+           "quantize_model", "validate_bits"]
 
 CALIBRATION_METHODS = ("maxabs", "percentile")
 FORMAT_KEYS = ("weight", "bias", "pre", "output")
+SPEC_KEYS = ("width", "frac", "signed", "rounding", "overflow")
 LOGIT_MIN_BITS = 16
 LUT_MAX_DEFAULT_BITS = 12
 
@@ -49,22 +54,96 @@ def validate_bits(name, bits):
 
 
 def load_config(path):
-    """Read a per-layer format config (JSON); ``None`` gives an empty config."""
+    """Read and check a per-layer format config (JSON); ``None`` gives an empty config.
+
+    Every layer entry must map keys among :data:`FORMAT_KEYS` to format specs with keys among
+    ``width``, ``frac``, ``signed``, ``rounding``, ``overflow``; widths are 2..32 (``pre``:
+    at most 16), fracs integers within ``-MAX_FRAC..MAX_FRAC``. Layer names are checked against
+    a model by :func:`check_config`.
+
+    Raises
+    ------
+    HwlenetError
+        Naming the file, the layer and the key, when any of this fails.
+    """
     if path is None:
         return {}
     try:
-        with open(path) as handle:
+        with open(path, encoding="utf-8") as handle:
             config = json.load(handle)
+    except IsADirectoryError:
+        raise HwlenetError(f"config {path}: is a folder, not a JSON file") from None
     except OSError as error:
         raise HwlenetError(f"cannot read config {path}: {error.strerror}") from None
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
         raise HwlenetError(f"config {path} is not valid JSON: {error}") from None
     if not isinstance(config, dict) or set(config) - {"layers"}:
         raise HwlenetError(f"config {path}: expected an object with a 'layers' key")
     layers = config.get("layers", {})
     if not isinstance(layers, dict):
         raise HwlenetError(f"config {path}: 'layers' must map layer names to formats")
+    for name, entry in layers.items():
+        if not isinstance(entry, dict) or set(entry) - set(FORMAT_KEYS):
+            raise HwlenetError(f"config {path}: layer {name}: keys must be among "
+                               f"{', '.join(FORMAT_KEYS)}, not {entry!r}")
+        for key, spec in entry.items():
+            _check_spec(spec, f"config {path}: {name}.{key}", key == "pre")
     return config
+
+
+def _check_spec(spec, where, index):
+    if not isinstance(spec, dict) or set(spec) - set(SPEC_KEYS):
+        raise HwlenetError(f"{where}: expected keys among {', '.join(SPEC_KEYS)}, "
+                           f"not {spec!r}")
+    if "width" in spec:
+        width = spec["width"]
+        limit = MAX_LUT_WIDTH if index else MAX_WIDTH
+        if not isinstance(width, int) or isinstance(width, bool) or not 2 <= width <= limit:
+            reason = " (it indexes a table of 2**width entries)" if index else ""
+            raise HwlenetError(f"{where}: width must be an integer from 2 to {limit}{reason}, "
+                               f"not {width!r}")
+    if "frac" in spec:
+        frac = spec["frac"]
+        if not isinstance(frac, int) or isinstance(frac, bool) or abs(frac) > MAX_FRAC:
+            raise HwlenetError(f"{where}: frac must be an integer from {-MAX_FRAC} to "
+                               f"{MAX_FRAC}, not {frac!r}")
+    if "signed" in spec and not isinstance(spec["signed"], bool):
+        raise HwlenetError(f"{where}: signed must be true or false, not {spec['signed']!r}")
+    for key, modes in (("rounding", ROUNDING_MODES), ("overflow", OVERFLOW_MODES)):
+        if key in spec and spec[key] not in modes:
+            raise HwlenetError(f"{where}: {key} must be one of {', '.join(modes)}, not "
+                               f"{spec[key]!r}")
+
+
+def check_config(config, model, path=None):
+    """Check that every layer ``config`` names exists in ``model`` and takes the formats it
+    gives (a max-pooling layer takes none), before calibration starts.
+
+    Raises
+    ------
+    HwlenetError
+        Naming the config file (when ``path`` is given) and the layer.
+    """
+    where = f"config {path}: " if path else "config "
+    layer_specs = _folded_layers(model)
+    names = [spec[0] for spec in layer_specs]
+    kinds = {spec[0]: spec[1] for spec in layer_specs}
+    activations = {spec[0]: spec[5] for spec in layer_specs}
+    overrides = (config or {}).get("layers", {})
+    if not isinstance(overrides, dict):
+        raise HwlenetError(f"{where}'layers' must map layer names to formats")
+    for name, entry in overrides.items():
+        if name not in names:
+            raise HwlenetError(f"{where}names layer {name!r}, which the {model.arch} model does "
+                               f"not have (layers: {', '.join(names)})")
+        if not isinstance(entry, dict) or set(entry) - set(FORMAT_KEYS):
+            raise HwlenetError(f"{where}layer {name}: keys must be among {FORMAT_KEYS}")
+        if kinds[name] == "maxpool" and entry:
+            raise HwlenetError(f"{where}layer {name}: max-pooling keeps its input format")
+        if "pre" in entry and activations[name] != "tanh":
+            raise HwlenetError(f"{where}layer {name}: only tanh layers have a 'pre' format")
+        for key, spec in entry.items():
+            _check_spec(spec, f"{where}{name}.{key}", key == "pre")
 
 
 def fitting_format(max_abs, width, signed, rounding, overflow):
@@ -192,15 +271,9 @@ def quantize_model(model, calibration_images, weight_bits=8, act_bits=8, roundin
     for key, value in model.state_dict().items():
         if not torch.isfinite(value).all():
             raise HwlenetError(f"the float model's {key} holds NaN or infinite values")
+    check_config(config, model)
     layer_specs = _folded_layers(model)
-    names = [spec[0] for spec in layer_specs]
     overrides = (config or {}).get("layers", {})
-    for name, entry in overrides.items():
-        if name not in names:
-            raise HwlenetError(f"config names layer {name!r}, which the {model.arch} model does "
-                               f"not have (layers: {', '.join(names)})")
-        if not isinstance(entry, dict) or set(entry) - set(FORMAT_KEYS):
-            raise HwlenetError(f"config for layer {name}: keys must be among {FORMAT_KEYS}")
     out_range, pre_range = _calibrate(model, calibration_images, method, percentile)
 
     modes = {"rounding": rounding, "overflow": overflow}

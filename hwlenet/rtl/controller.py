@@ -5,6 +5,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from .arith import divmod_constant, scaled
 from .loader import image_slots_signature
 from .postproc import tile_tag_layout
 
@@ -12,15 +13,17 @@ __all__ = ["Controller", "issue_signature", "token_layout"]
 
 
 def token_layout(plan):
-    """One issue slot: the flags for the array, the operand coordinates for the feeder and the
+    """One issue slot: the flags for the array, the operand coordinates for the feeder (conv
+    jobs: ``base``, the feature-buffer row of the block's first window, whose position is a
+    multiple of the buffer's lanes, and ``window_col``, that window's pooled column) and the
     tag of the tile being captured."""
     tag = tile_tag_layout(plan)
     return data.StructLayout({
         "valid": 1, "clear": 1, "capture": 1,
         "job": tag["job"].shape,
         "row_tile": tag["row_tile"].shape,
-        "block_row": tag["block_row"].shape,
-        "block_col": tag["block_col"].shape,
+        "base": unsigned(ceil_log2(max(plan.input_buffer.depth, plan.mid_buffer.depth) + 1)),
+        "window_col": tag["window_col"].shape,
         "phase": tag["phase"].shape,
         "k": unsigned(ceil_log2(max(job.tile_period for job in plan.jobs) + 1)),
         "copy": 1,
@@ -38,8 +41,8 @@ class Controller(wiring.Component):
 
     Per batch of up to ``cols`` images: for each image, the conv jobs in order (the first waits
     until the image is loaded, and releases the image's input buffer once issued); then the
-    dense jobs, with the batch as array columns. A job walks its tiles (row tile, block row,
-    block column, phase), each for ``tile_period`` cycles of which the first ``depth``
+    dense jobs, with the batch as array columns. A job walks its tiles (row tile, block of
+    windows, phase), each for ``tile_period`` cycles of which the first ``depth``
     multiply-accumulate, and ends with one flush token that captures
     the last tile. A job that reads what the previous job wrote first waits until the
     post-processor reports that job done (``done``). A batch ends after ``cols`` images or
@@ -70,9 +73,10 @@ class Controller(wiring.Component):
 
         job = Signal.like(token.job)
         row_tile = Signal.like(token.row_tile)
-        block_row = Signal.like(token.block_row)
-        block_col = Signal.like(token.block_col)
-        phase = Signal.like(token.phase)
+        block, window_row, window_col = (Signal(tag_shape[name].shape, name=name)
+                                         for name in ("block", "window_row", "window_col"))
+        base = Signal.like(token.base, name="base")
+        phase = Signal.like(token.phase, name="phase")
         step = Signal.like(token.k)
         image = Signal(32)
         batch_base = Signal(32)
@@ -85,39 +89,48 @@ class Controller(wiring.Component):
 
         m.d.sync += outstanding.eq(outstanding + flush - self.done)
 
-        depth, period, row_tiles, block_rows, block_cols, phases = (
-            Signal(16, name=n) for n in (
-                "depth", "period", "row_tiles", "block_rows", "block_cols", "phases"))
+        depth, period, row_tiles, blocks, phases = (
+            Signal(16, name=n) for n in ("depth", "period", "row_tiles", "blocks", "phases"))
+        next_window_col = Signal.like(window_col)
+        wraps = Signal(range(plan.windows // min(j.pooled_width for j in conv) + 2))
         with m.Switch(job):
             for item in jobs:
                 with m.Case(item.index):
                     m.d.comb += [depth.eq(item.depth), period.eq(item.tile_period),
                                  row_tiles.eq(item.row_tiles),
-                                 block_rows.eq(getattr(item, "block_rows", 1)),
-                                 block_cols.eq(getattr(item, "block_cols", 1)),
+                                 blocks.eq(getattr(item, "blocks", 1)),
                                  phases.eq(getattr(item, "phases", 1))]
+                    if item.kind == "conv":
+                        # the next block's first window: ``windows`` further on, row-major
+                        carried, column = divmod_constant(
+                            window_col + plan.windows, item.pooled_width,
+                            item.pooled_width + plan.windows)
+                        m.d.comb += [wraps.eq(carried), next_window_col.eq(column)]
 
         is_dense = Signal()
         m.d.comb += is_dense.eq(job >= conv[-1].index + 1)
         last_phase = phase == phases - 1
-        last_col = block_col == block_cols - 1
-        last_brow = block_row == block_rows - 1
+        last_block = block == blocks - 1
         last_rtile = row_tile == row_tiles - 1
-        last_tile = last_phase & last_col & last_brow & last_rtile
+        last_tile = last_phase & last_block & last_rtile
         current_tag = Signal(tag_shape)
         m.d.comb += [
             current_tag.job.eq(job), current_tag.row_tile.eq(row_tile),
-            current_tag.block_row.eq(block_row), current_tag.block_col.eq(block_col),
-            current_tag.phase.eq(phase), current_tag.image.eq(image), current_tag.slot.eq(slot),
+            current_tag.block.eq(block), current_tag.window_row.eq(window_row),
+            current_tag.window_col.eq(window_col), current_tag.phase.eq(phase), current_tag.image.eq(image), current_tag.slot.eq(slot),
             current_tag.count.eq(slot + 1),
             current_tag.last.eq(last_tile),
         ]
         with m.If(is_dense):
             m.d.comb += [current_tag.image.eq(batch_base), current_tag.count.eq(slot)]
 
+        def first_block():
+            m.d.sync += [block.eq(0), window_row.eq(0), window_col.eq(0), base.eq(0),
+                         phase.eq(0)]
+
         def start_job(index):
-            m.d.sync += [job.eq(index), row_tile.eq(0), block_row.eq(0), block_col.eq(0),
-                         phase.eq(0), step.eq(0)]
+            first_block()
+            m.d.sync += [job.eq(index), row_tile.eq(0), step.eq(0)]
 
         def start_image(next_image):
             """Go to the first conv job of ``next_image`` now if it is loaded."""
@@ -136,7 +149,7 @@ class Controller(wiring.Component):
                     token.valid.eq(step < depth), token.clear.eq(step == 0),
                     token.capture.eq((step == 0) & pending), token.tag.eq(pending_tag),
                     token.job.eq(job), token.row_tile.eq(row_tile),
-                    token.block_row.eq(block_row), token.block_col.eq(block_col),
+                    token.base.eq(base), token.window_col.eq(window_col),
                     token.phase.eq(phase), token.k.eq(step), token.copy.eq(image[0]),
                 ]
                 with m.If(step == 0):
@@ -148,13 +161,17 @@ class Controller(wiring.Component):
                         m.next = "FLUSH"
                     with m.Elif(~last_phase):
                         m.d.sync += phase.eq(phase + 1)
-                    with m.Elif(~last_col):
-                        m.d.sync += [phase.eq(0), block_col.eq(block_col + 1)]
-                    with m.Elif(~last_brow):
-                        m.d.sync += [phase.eq(0), block_col.eq(0), block_row.eq(block_row + 1)]
+                    with m.Elif(~last_block):
+                        m.d.sync += [phase.eq(0), block.eq(block + 1),
+                                     window_col.eq(next_window_col),
+                                     window_row.eq(window_row + wraps)]
+                        with m.Switch(job):
+                            for item in conv:
+                                with m.Case(item.index):
+                                    m.d.sync += base.eq(base + 1 + scaled(wraps, item.wrap_rows))
                     with m.Else():
-                        m.d.sync += [phase.eq(0), block_col.eq(0), block_row.eq(0),
-                                     row_tile.eq(row_tile + 1)]
+                        first_block()
+                        m.d.sync += row_tile.eq(row_tile + 1)
             with m.State("FLUSH"):
                 m.d.comb += [token.capture.eq(1), token.clear.eq(1), token.tag.eq(pending_tag),
                              flush.eq(1)]

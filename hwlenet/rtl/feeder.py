@@ -7,7 +7,7 @@ from amaranth.lib.memory import Memory, ReadPort
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from .arith import scaled
+from .arith import divmod_constant, scaled
 from .controller import issue_signature
 from .postproc import tile_tag_layout
 from .systolic import edge_signature
@@ -17,23 +17,23 @@ __all__ = ["OperandFeeder"]
 
 class OperandFeeder(wiring.Component):
     """Reads, for each token, the weight word and every column's operand, and presents them
-    with the token's flags and tag at the array's edge ``LATENCY = 7`` cycles later.
+    with the token's flags and tag at the array's edge ``LATENCY = 8`` cycles later.
 
     A token of job ``j``, row tile ``t`` and reduction step ``k`` reads weight word
-    ``base(j) + t * depth(j) + k``. Conv jobs read, for column ``c`` of the block at
-    ``(block_row, block_col)`` in phase ``p``, input ``(channel, y, x)`` from the feature buffer
-    of the job, where ``(channel, ky, kx)`` is weight ``k`` of the job,
-    ``(window, dy, dx) = plan.column_member(c, p)``, ``y = 2 * block_row + dy + ky`` and
-    ``x = 2 * (windows * block_col + window) + dx + kx``. The buffer is banked by
-    ``(y % 2, x % lanes)`` with ``lanes = 2 * windows``, so the columns read different banks,
-    routed to them by a crossbar; which bank, and the row each bank reads, depend only on the
-    phase and the k-table's ``ky % 2`` and ``kx % lanes`` (a case each, with constants), the
-    row being the k-table's ``row(channel, ky // 2, kx // lanes)`` plus
-    ``row(0, block_row, block_col, copy)`` plus a constant (:meth:`FeatureBuffer.row` is
-    linear). Idle columns read nothing in particular. The first dense job reads,
-    for image slot ``c``, word ``row`` of sub-bank ``subbank`` of the slot's flattened-feature
-    banks, ``(subbank, row)`` being entry ``k`` of its k-table; later dense jobs read word
-    ``k`` of the previous dense job's bank of each slot.
+    ``base(j) + t * depth(j) + k``. Conv jobs read, for column ``c`` in phase ``p``, with
+    ``(g, dy, dx) = plan.column_member(c, p)`` and weight ``k`` at ``(channel, ky, kx)``, input
+    ``(channel, 2 * py + dy + ky, 2 * px + dx + kx)`` of the job's :class:`FeatureBuffer`, where
+    ``(py, px)`` is window ``g`` of the block: ``window_col + g`` on the token's window, wrapped
+    ``wraps = (window_col + g) // pooled_width`` times into the next pooled rows. Its linear
+    position is ``lanes * (kq + base + wraps * wrap_rows) + offset`` with ``(kq, kr)`` from the
+    k-table and ``offset = kr + 2 * g + dx + ((dy + ky % 2) // 2) * stride``, a constant for each
+    phase, ``ky % 2`` and ``kr``: so the bank (``(dy + ky) % 2``, ``offset % lanes``) and the row
+    (``... + offset // lanes``) come from a case with constants, and no division happens.
+    Working columns read distinct banks, routed to them by a crossbar; idle columns read
+    nothing in particular. The first dense job reads, for image slot ``c``, word ``row`` of
+    sub-bank ``subbank`` of the slot's flattened-feature banks, ``(subbank, row)`` being entry
+    ``k`` of its k-table; later dense jobs read word ``k`` of the previous dense job's bank of
+    each slot.
 
     Every step is registered (for timing):
 
@@ -44,8 +44,8 @@ class OperandFeeder(wiring.Component):
     2      the weight ROM's and the k-tables' addresses; they address the ROMs
     4      their words (out at cycle 3; a block RAM's output is slow)
     5      every bank's read address and every column's bank; the banks are addressed
-    7      every column's operand after the crossbar (the words are out at cycle 6); the
-           weights, flags and tag
+    7      every bank's word (out at cycle 6)
+    8      every column's operand after the crossbar; the weights, flags and tag
     =====  ================================================================================
 
     Parameters
@@ -63,7 +63,7 @@ class OperandFeeder(wiring.Component):
         For each dense job but the last, one bank per image slot holding its outputs.
     """
 
-    LATENCY = 7
+    LATENCY = 8
 
     def __init__(self, *, plan):
         self.plan = plan
@@ -119,15 +119,15 @@ class OperandFeeder(wiring.Component):
         lanes = plan.input_buffer.lanes
         conv_k = data.StructLayout({
             "row": unsigned(ceil_log2(max(row for row, _, _ in conv_entries) + 2)),
-            "ky_parity": 1,
-            "kx_lane": unsigned(ceil_log2(lanes + 1))})
+            "lane": unsigned(ceil_log2(lanes + 1)),
+            "ky_parity": 1})
         dense_k = data.StructLayout({
             "subbank": unsigned(ceil_log2(max(s for s, _ in dense_entries) + 2)),
             "row": unsigned(ceil_log2(max(r for _, r in dense_entries) + 2))})
         m.submodules.conv_ktable = conv_rom = Memory(
             shape=conv_k, depth=len(conv_entries),
-            init=[{"row": row, "ky_parity": parity, "kx_lane": lane}
-                  for row, parity, lane in conv_entries])
+            init=[{"row": row, "lane": lane, "ky_parity": parity}
+                  for row, lane, parity in conv_entries])
         m.submodules.dense_ktable = dense_rom = Memory(
             shape=dense_k, depth=len(dense_entries),
             init=[{"subbank": s, "row": r} for s, r in dense_entries])
@@ -178,31 +178,36 @@ class OperandFeeder(wiring.Component):
         conv_rows = {conv[0].index: input_rows, conv[1].index: mid_rows}
         banks = plan.input_buffer.banks
         bank5 = [Signal(range(banks), name=f"column_bank5_{c}") for c in range(cols)]
-        lane_bits = len(entry.kx_lane)
+        lane_bits = len(entry.lane)
         for job in conv:
             buffer, _ = conv_reads[job.index]
-            base = Signal(range(buffer.depth), name=f"base_{job.layer.name}")
-            m.d.comb += base.eq(entry.row + buffer.row(0, token4.block_row, token4.block_col,
-                                                       token4.copy))
-            with m.If(token4.job == job.index), m.Switch(Cat(entry.kx_lane, entry.ky_parity,
+            base = Signal(range(buffer.depth + 1), name=f"base_{job.layer.name}")
+            m.d.comb += base.eq(entry.row + token4.base + (
+                scaled(token4.copy, buffer.copy_words) if buffer.copies > 1 else 0))
+            wrap_offset = []
+            for g in range(plan.windows):
+                wraps, _ = divmod_constant(token4.window_col + g, job.pooled_width,
+                                           job.pooled_width + plan.windows)
+                wrap_offset.append(scaled(wraps, job.wrap_rows))
+            with m.If(token4.job == job.index), m.Switch(Cat(entry.lane, entry.ky_parity,
                                                              token4.phase)):
                 for phase in range(plan.phases):
                     for parity in range(2):
-                        for kx_lane in range(lanes):
-                            case = kx_lane | parity << lane_bits | phase << (lane_bits + 1)
-                            with m.Case(case):
+                        for lane in range(lanes):
+                            with m.Case(lane | parity << lane_bits | phase << (lane_bits + 1)):
                                 for c in range(cols):
                                     member = plan.column_member(c, phase)
                                     if member is None:
                                         continue
-                                    window, dy, dx = member
-                                    pair, y_parity = divmod(dy + parity, 2)
-                                    word, lane = divmod(2 * window + dx + kx_lane, lanes)
-                                    bank = y_parity * lanes + lane
+                                    g, dy, dx = member
+                                    offset = (lane + 2 * g + dx
+                                              + (dy + parity) // 2 * buffer.stride)
+                                    word, bank_lane = divmod(offset, lanes)
+                                    bank = (dy + parity) % 2 * lanes + bank_lane
                                     m.d.sync += [
                                         bank5[c].eq(bank),
                                         conv_rows[job.index][bank].eq(
-                                            base + buffer.row(0, pair, word))]
+                                            base + word + wrap_offset[g])]
         for job in dense:
             with m.If(token4.job == job.index):
                 if job is dense[0]:
@@ -212,7 +217,8 @@ class OperandFeeder(wiring.Component):
         for port, address in addresses.values():
             m.d.comb += port.addr.eq(address)
 
-        # cycle 5: the banks are read; cycle 6: the crossbar, registered
+        # cycle 5: the banks are read; cycle 6: their words, registered; cycle 7: the
+        # crossbar, registered
         token5 = register(token4, "token5")
         subbank5 = register(dense_entry.subbank, "subbank5")
         weight5 = register(weight4, "weight5")
@@ -220,28 +226,40 @@ class OperandFeeder(wiring.Component):
         bank6 = [register(bank5[c], f"column_bank6_{c}") for c in range(cols)]
         subbank6 = register(subbank5, "subbank6")
         weight6 = register(weight5, "weight6")
+
+        def words(name, ports):
+            return [register(port.data, f"{name}_word7_{i}") for i, port in enumerate(ports)]
+
+        conv_words = {conv[0].index: words("input", self.input_read),
+                      conv[1].index: words("mid", self.mid_read)}
+        fc_words = words("fc", self.fc_read)
+        dense_words = [words(f"dense{d}", ports) for d, ports in enumerate(self.dense_read)]
+        token7 = register(token6, "token7")
+        bank7 = [register(bank6[c], f"column_bank7_{c}") for c in range(cols)]
+        subbank7 = register(subbank6, "subbank7")
+        weight7 = register(weight6, "weight7")
         for c in range(cols):
-            with m.Switch(token6.job):
+            with m.Switch(token7.job):
                 for job in conv:
                     with m.Case(job.index):
-                        ports = conv_reads[job.index][1]
-                        with m.Switch(bank6[c]):
+                        with m.Switch(bank7[c]):
                             for bank in range(banks):
                                 with m.Case(bank):
-                                    m.d.sync += self.edge.x_edge[c].eq(ports[bank].data)
+                                    m.d.sync += self.edge.x_edge[c].eq(
+                                        conv_words[job.index][bank])
                 for job in dense:
                     with m.Case(job.index):
                         if job is dense[0]:
-                            with m.Switch(subbank6):
+                            with m.Switch(subbank7):
                                 for s in range(subbanks):
                                     with m.Case(s):
                                         m.d.sync += self.edge.x_edge[c].eq(
-                                            self.fc_read[c * subbanks + s].data)
+                                            fc_words[c * subbanks + s])
                         else:
                             m.d.sync += self.edge.x_edge[c].eq(
-                                self.dense_read[dense.index(job) - 1][c].data)
-        m.d.sync += [self.edge.w_edge.eq(weight6), self.edge.tag.eq(token6.tag),
-                     self.edge.flags.valid.eq(token6.valid),
-                     self.edge.flags.clear.eq(token6.clear),
-                     self.edge.flags.capture.eq(token6.capture)]
+                                dense_words[dense.index(job) - 1][c])
+        m.d.sync += [self.edge.w_edge.eq(weight7), self.edge.tag.eq(token7.tag),
+                     self.edge.flags.valid.eq(token7.valid),
+                     self.edge.flags.clear.eq(token7.clear),
+                     self.edge.flags.capture.eq(token7.capture)]
         return m

@@ -26,8 +26,8 @@ def image_slots_signature():
 
 
 class InputLoader(wiring.Component):
-    """Writes pixel ``(c, y, x)`` of each image (beats in ``(c, y, x)`` order) into bank
-    ``bank(y + pad, x + pad)``, row ``address(c, y + pad, x + pad, copy)`` of the input buffer
+    """Writes pixel ``(c, y, x)`` of each image (beats in ``(c, y, x)`` order) into the bank and
+    row ``locate(c, y + pad, x + pad, copy)`` of the input buffer
     (:attr:`HardwarePlan.input_buffer`, ``pad`` the first convolution's padding), alternating
     between its two copies.
 
@@ -68,12 +68,12 @@ class InputLoader(wiring.Component):
         accept = self.pixels.valid & self.pixels.ready
         m.d.comb += self.pixels.ready.eq(~self.images.full.bit_select(filling, 1))
 
-        y, x = pixel_y + pad, pixel_x + pad
+        pixel_bank, pixel_row = buffer.locate(pixel_c, pixel_y + pad, pixel_x + pad, filling)
         row = Signal.like(self.writes[0].addr)
-        m.d.comb += row.eq(buffer.address(pixel_c, y, x, filling))
+        m.d.comb += row.eq(pixel_row)
         for bank, port in enumerate(self.writes):
             m.d.comb += [port.addr.eq(row), port.data.eq(self.pixels.payload.pixel),
-                         port.en.eq(accept & (buffer.bank(y, x) == bank))]
+                         port.en.eq(accept & (pixel_bank == bank))]
 
         image_done = (accept & (pixel_x == width - 1) & (pixel_y == height - 1)
                       & (pixel_c == channels - 1))

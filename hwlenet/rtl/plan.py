@@ -20,6 +20,9 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from amaranth.hdl import C, Cat
+from amaranth.utils import ceil_log2
+
 from ..errors import HwlenetError
 from .arith import divmod_constant, scaled
 from .feeder import OperandFeeder
@@ -54,9 +57,9 @@ class Job:
     weights stream through it, ``out_layer`` the layer whose outputs get stored.
 
     ``ktable[k]`` says where reduction step ``k`` reads its operands. Conv jobs: for weight
-    ``(channel, ky, kx)``, ``(row(channel, ky // 2, kx // lanes), ky % 2, kx % lanes)`` of the
-    job's :class:`FeatureBuffer`; the first dense job: ``(sub-bank, word)`` of the flattened
-    features; later dense jobs: ``(0, k)``."""
+    ``(channel, ky, kx)``, ``(v // lanes, v % lanes, ky % 2)`` with ``v`` the
+    :meth:`FeatureBuffer.position` of ``(channel, ky, kx)`` in the job's buffer; the first
+    dense job: ``(sub-bank, word)`` of the flattened features; later dense jobs: ``(0, k)``."""
 
     index: int
     layer: object
@@ -80,14 +83,17 @@ class Job:
 
 @dataclass
 class ConvJob(Job):
-    """A convolution fused with its 2x2 pooling layer ``pool``: tiles walk row tiles, pooled
-    rows (``block_rows``), blocks of ``windows`` pooled columns (``block_cols``) and, innermost,
-    the ``phases`` that complete a window."""
+    """A convolution fused with its 2x2 pooling layer ``pool``: tiles walk row tiles, blocks of
+    ``windows`` consecutive pooling windows in row-major order of the pooled map (``blocks`` of
+    them; a block may wrap from one pooled row into the next) and, innermost, the ``phases``
+    that complete a window. ``stride`` is the row stride of the feature buffer it reads (see
+    :class:`FeatureBuffer`); a wrap adds ``wrap_rows = (stride - 2 * pooled width) / lanes``
+    bank rows."""
 
     pool: object = None
-    block_rows: int = 0
-    block_cols: int = 0
+    blocks: int = 0
     phases: int = 1
+    wrap_rows: int = 0
 
     kind = "conv"
 
@@ -96,8 +102,17 @@ class ConvJob(Job):
         return self.pool
 
     @property
+    def pooled_width(self):
+        return int(self.pool.out_shape[2])
+
+    @property
+    def pooled_size(self):
+        """Pooling windows per map."""
+        return int(self.pool.out_shape[1] * self.pool.out_shape[2])
+
+    @property
     def tiles(self):
-        return self.row_tiles * self.block_rows * self.block_cols * self.phases
+        return self.row_tiles * self.blocks * self.phases
 
 
 @dataclass
@@ -111,14 +126,19 @@ class DenseJob(Job):
 class FeatureBuffer:
     """A banked on-chip buffer holding one conv job's input image(s).
 
-    Value ``(channel, y, x)`` of copy ``copy`` is in bank ``(y % 2) * lanes + x % lanes`` (of
-    ``2 * lanes``), at row ``row(channel, y // 2, x // lanes, copy)``.
+    Value ``(channel, y, x)`` of copy ``copy`` has the linear position
+    ``v = (channel * height / 2 + y // 2) * stride + x`` and sits in bank
+    ``(y % 2) * lanes + v % lanes`` (of ``2 * lanes``), at row ``v // lanes (+ copy *
+    copy_words)``. The stride is at least the width and congruent to twice the reading job's
+    pooled width modulo ``lanes``, so consecutive pooling windows in row-major order read
+    distinct banks even where they wrap into the next pooled row.
     """
 
     channels: int
     height: int
     width: int
     lanes: int
+    stride: int
     copies: int = 1
 
     @property
@@ -126,34 +146,43 @@ class FeatureBuffer:
         return 2 * self.lanes
 
     @property
-    def row_words(self):
-        return self.width // self.lanes
+    def pairs(self):
+        """Row pairs per channel."""
+        return self.height // 2
 
-    def row(self, channel, pair, word, copy=0):
-        """The bank row of row pair ``pair`` (``y // 2``) and word ``word`` (``x // lanes``):
-        ``channel * plane + pair * row_words + word (+ copy * copy_words)``. Integers or
-        Amaranth values alike; linear, so a sum of coordinates addresses the sum of rows."""
-        row = scaled(channel, self.plane) + scaled(pair, self.row_words) + word
-        return row + scaled(copy, self.copy_words) if self.copies > 1 else row
+    def position(self, channel, y, x):
+        """The linear position ``v`` (integers only)."""
+        return (channel * self.pairs + y // 2) * self.stride + x
 
-    def address(self, channel, y, x, copy=0):
-        """The bank row holding ``(channel, y, x)`` of copy ``copy``: integers or Amaranth
-        values alike (the loader and the writer address through it)."""
-        word, _ = divmod_constant(x, self.lanes, self.width)
-        return self.row(channel, y >> 1, word, copy)
-
-    def bank(self, y, x):
-        """The bank holding column ``x`` of row ``y`` (integers or Amaranth values)."""
-        _, lane = divmod_constant(x, self.lanes, self.width)
-        return scaled(y & 1, self.lanes) + lane
-
-    @property
-    def plane(self):
-        return (self.height // 2) * self.row_words
+    def locate(self, channel, y, x, copy=0):
+        """``(bank, row)`` of ``(channel, y, x)`` of copy ``copy``: integers or Amaranth values
+        alike (the loader and the writer address through it). For values, ``v // lanes`` is a
+        slice when ``lanes`` is a power of two; else the row and remainder of the row pair's
+        start come from constant tables and only ``remainder + x`` is divided, by
+        comparisons."""
+        pair = scaled(channel, self.pairs) + (y >> 1)
+        if isinstance(pair, int) and isinstance(x, int):
+            row, lane = divmod(pair * self.stride + x, self.lanes)
+        elif self.lanes & (self.lanes - 1) == 0:
+            row, lane = divmod_constant(scaled(pair, self.stride) + x, self.lanes,
+                                        self.channels * self.pairs * self.stride)
+        else:
+            starts = [divmod(index * self.stride, self.lanes)
+                      for index in range(self.channels * self.pairs)]
+            row_width = max(ceil_log2(self.depth + 1), 1)
+            lane_width = max(ceil_log2(self.lanes), 1)
+            start_row = Cat(*(C(r, row_width) for r, _ in starts)).word_select(pair, row_width)
+            start_lane = Cat(*(C(r, lane_width) for _, r in starts)).word_select(pair,
+                                                                                 lane_width)
+            carry, lane = divmod_constant(start_lane + x, self.lanes, self.lanes + self.width)
+            row = start_row + carry
+        if self.copies > 1:
+            row = row + scaled(copy, self.copy_words)
+        return scaled(y & 1, self.lanes) + lane, row
 
     @property
     def copy_words(self):
-        return self.channels * self.plane
+        return -(-self.channels * self.pairs * self.stride // self.lanes)
 
     @property
     def depth(self):
@@ -233,8 +262,10 @@ class HardwarePlan:
 
     @property
     def windows(self):
-        """Pooling windows a conv tile computes side by side."""
-        return self.cols // self.window_lanes
+        """Pooling windows a conv tile computes side by side: ``cols // window_lanes``, but no
+        more than the first pooled map's width (a block's outputs then span at most two
+        pooled rows, so they are written to distinct banks)."""
+        return _windows(self.cols, self.window_lanes, self.conv_jobs[0].pooled_width)
 
     @property
     def phases(self):
@@ -242,9 +273,10 @@ class HardwarePlan:
         return 4 // self.window_lanes
 
     def column_member(self, column, phase):
-        """Which pooled window and member a conv tile of phase ``phase`` computes on array
-        column ``column``: ``(window, dy, dx)``, the member being ``phase * window_lanes +
-        column % window_lanes = 2 * dy + dx``; None for an idle column."""
+        """Which window of its block and which member a conv tile of phase ``phase`` computes
+        on array column ``column``: ``(window, dy, dx)``, the member being ``phase *
+        window_lanes + column % window_lanes = 2 * dy + dx``; None for an idle column. Window
+        ``g`` of block ``b`` is pooled output ``divmod(b * windows + g, pooled width)``."""
         window, lane = divmod(column, self.window_lanes)
         if window >= self.windows:
             return None
@@ -266,16 +298,15 @@ class HardwarePlan:
     @property
     def fc_subbanks(self):
         """Sub-banks per image slot of the flattened features (the last pooling layer's
-        outputs): output ``(c, y, x)`` is in sub-bank ``x % fc_subbanks``."""
+        outputs): window ``w`` (row-major) of a map is in sub-bank ``w % fc_subbanks``."""
         return self.windows
 
-    def fc_address(self, channel, row, word):
-        """The word of a slot's flattened-feature sub-banks holding pooled output
-        ``(channel, row, word * fc_subbanks + sub-bank)``: integers or Amaranth values alike
-        (the k-table of the first dense job and the writer both address through it)."""
-        _, height, width = self.conv_jobs[-1].pool.out_shape
-        words_per_row = -(-width // self.fc_subbanks)
-        return scaled(channel, height * words_per_row) + scaled(row, words_per_row) + word
+    def fc_address(self, channel, block):
+        """The word of a slot's flattened-feature sub-banks holding block ``block`` of map
+        ``channel`` of the last pooling layer (window ``block * fc_subbanks + sub-bank``):
+        integers or Amaranth values alike (the k-table of the first dense job and the writer
+        both address through it)."""
+        return scaled(channel, self.conv_jobs[-1].blocks) + block
 
     @property
     def input_format(self):
@@ -474,24 +505,29 @@ def _check_topology(layers):
     return conv, dense
 
 
+def _windows(cols, window_lanes, first_pooled_width):
+    return min(cols // window_lanes, first_pooled_width)
+
+
 def _conv_jobs(conv_pairs, rows, cols, window_lanes):
     """The conv jobs and their input buffers for ``window_lanes`` columns per window."""
-    windows, lanes = cols // window_lanes, 2 * (cols // window_lanes)
+    windows = _windows(cols, window_lanes, int(conv_pairs[0][1].out_shape[2]))
+    lanes = 2 * windows
     jobs, buffers = [], []
     for position, (layer, pool) in enumerate(conv_pairs):
         channels, kernel = layer.weight.shape[1], layer.weight.shape[2]
         maps, out_h, out_w = layer.out_shape
         job = ConvJob(position, layer, pool=pool)
         job.row_tiles = math.ceil(maps / rows)
-        job.block_rows = out_h // 2
-        job.block_cols = math.ceil(out_w // 2 / windows)
+        job.blocks = math.ceil(job.pooled_size / windows)
         job.phases = 4 // window_lanes
         job.tile_period = max(job.depth, rows, cols + 1)
-        height = out_h + kernel - 1
-        width = lanes * job.block_cols + kernel - 1
-        buffer = FeatureBuffer(channels, height + height % 2, lanes * math.ceil(width / lanes),
-                               lanes, copies=2 if position == 0 else 1)
-        job.ktable = [(buffer.row(c, ky // 2, kx // lanes), ky % 2, kx % lanes)
+        height, width = out_h + kernel - 1, out_w + kernel - 1
+        stride = width + (out_w - width) % lanes
+        buffer = FeatureBuffer(channels, height + height % 2, width, lanes, stride,
+                               copies=2 if position == 0 else 1)
+        job.wrap_rows = (stride - out_w) // lanes
+        job.ktable = [(*divmod(buffer.position(c, ky, kx), lanes), ky % 2)
                       for c in range(channels) for ky in range(kernel) for kx in range(kernel)]
         jobs.append(job)
         buffers.append(buffer)
@@ -539,11 +575,10 @@ def plan_hardware(qmodel, rows=8, cols=8, window_lanes=None):
     operand_widths += [pool.output_format.signed_width for _, pool in conv_pairs]
     bias_width = _magnitude_width(b for lay in computing for b in lay.aligned_bias())
     pool_c, pool_h, pool_w = conv_pairs[-1][1].out_shape
-    windows = cols // window_lanes
     plan = HardwarePlan(
         qmodel=qmodel, rows=rows, cols=cols, jobs=jobs,
         input_buffer=buffers[0], mid_buffer=buffers[1],
-        fc_input_depth=pool_c * pool_h * math.ceil(pool_w / windows),
+        fc_input_depth=pool_c * jobs[len(conv_pairs) - 1].blocks,
         weight_width=max(lay.weight_format.width for lay in computing),
         operand_width=max(operand_widths),
         accumulator_width=max(lay.accumulator_width for lay in computing),
@@ -552,7 +587,6 @@ def plan_hardware(qmodel, rows=8, cols=8, window_lanes=None):
         window_lanes=window_lanes,
     )
     subbanks = plan.fc_subbanks
-    plan.dense_jobs[0].ktable = [(px % subbanks, plan.fc_address(c, py, px // subbanks))
-                                 for c in range(pool_c) for py in range(pool_h)
-                                 for px in range(pool_w)]
+    plan.dense_jobs[0].ktable = [(w % subbanks, plan.fc_address(c, w // subbanks))
+                                 for c in range(pool_c) for w in range(pool_h * pool_w)]
     return plan

@@ -13,14 +13,16 @@ __all__ = ["PostProcessor", "output_signature", "tile_tag_layout"]
 
 
 def tile_tag_layout(plan):
-    """The tag travelling with each tile through the array."""
+    """The tag travelling with each tile through the array: for conv jobs, the ``block`` of
+    windows and its first window's pooled row and column (``window_row``, ``window_col``)."""
     most_tiles = max(max(job.row_tiles for job in plan.jobs), 2)
     conv = plan.conv_jobs
     return data.StructLayout({
         "job": unsigned(ceil_log2(len(plan.jobs) + 1)),
         "row_tile": unsigned(ceil_log2(most_tiles + 1)),
-        "block_row": unsigned(ceil_log2(max(job.block_rows for job in conv) + 1)),
-        "block_col": unsigned(ceil_log2(max(job.block_cols for job in conv) + 1)),
+        "block": unsigned(ceil_log2(max(job.blocks for job in conv) + 1)),
+        "window_row": unsigned(ceil_log2(max(job.pool.out_shape[1] for job in conv) + 2)),
+        "window_col": unsigned(ceil_log2(max(job.pooled_width for job in conv) + 1)),
         "phase": unsigned(ceil_log2(plan.phases + 1)),
         "image": unsigned(32),
         "slot": unsigned(ceil_log2(plan.cols + 1)),
@@ -180,10 +182,9 @@ class PostProcessor(wiring.Component):
         def lanes(job):
             maps = job.layer.out_shape[0]
             if job.kind == "conv":
-                pooled_w = job.pool.out_shape[2]
                 for g in range(groups):
                     m.d.comb += lane_valid[g].eq(
-                        (channel < maps) & (tag.block_col * groups + g < pooled_w)
+                        (channel < maps) & (scaled(tag.block, groups) + g < job.pooled_size)
                         & (tag.phase == phases - 1))
             else:
                 for c in range(cols):

@@ -8,7 +8,7 @@ from amaranth.lib.memory import WritePort
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from .arith import scaled
+from .arith import divmod_constant, scaled
 from .postproc import output_signature
 from .streamer import store_signature
 
@@ -35,10 +35,12 @@ class BufferWriter(wiring.Component):
     """Writes the post-processor's outputs (``LATENCY = 0``: in the cycle they appear):
 
     * the first conv job's pooled outputs into the middle feature buffer, at
-      ``(channel, block_row + pad, block_col * windows + g + pad)`` for lane ``g`` (``pad`` the
-      second convolution's padding);
+      ``(channel, py + pad, px + pad)`` for lane ``g``, ``(py, px)`` being window
+      ``window_col + g`` of pooled row ``window_row``, wrapped into the next row past the
+      pooled width (``pad`` the second convolution's padding), with
+      :meth:`FeatureBuffer.locate`;
     * the second conv job's into image slot ``slot``'s flattened-feature banks: sub-bank ``g``,
-      word ``(channel * height + block_row) * ceil(width / windows) + block_col``;
+      word :meth:`HardwarePlan.fc_address` ``(channel, block)``;
     * each dense job's but the last into its output banks, word ``channel`` of slot ``c``;
     * the last dense job's to the result streamer (``store``), with ``finish`` on its ``done``.
 
@@ -91,20 +93,22 @@ class BufferWriter(wiring.Component):
                     m.d.comb += [trace.valid[c].eq(source.valid[c]),
                                  trace.value[c].eq(source.value[c])]
                 if job.kind == "conv":
-                    _, out_h, out_w = job.pool.out_shape
                     for g in range(groups):
-                        px = tag.block_col * groups + g
                         m.d.comb += [trace.image[g].eq(tag.image),
-                                     trace.index[g].eq(scaled(channel, out_h * out_w)
-                                                       + scaled(tag.block_row, out_w) + px)]
+                                     trace.index[g].eq(scaled(channel, job.pooled_size)
+                                                       + scaled(tag.block, groups) + g)]
                     if job is conv[0]:
+                        width = job.pooled_width
+                        places = []
+                        for g in range(groups):
+                            wraps, px = divmod_constant(tag.window_col + g, width, width + groups)
+                            places.append(mid.locate(channel, tag.window_row + wraps + next_pad,
+                                                     px + next_pad))
                         for bank, port in enumerate(self.mid_writes):
-                            for g in range(groups):
-                                py = tag.block_row + next_pad
-                                px = tag.block_col * groups + g + next_pad
-                                with m.If(source.valid[g] & (mid.bank(py, px) == bank)):
+                            for g, (place_bank, place_row) in enumerate(places):
+                                with m.If(source.valid[g] & (place_bank == bank)):
                                     m.d.comb += [port.en.eq(1), port.data.eq(source.value[g]),
-                                                 port.addr.eq(mid.address(channel, py, px))]
+                                                 port.addr.eq(place_row)]
                     else:
                         for slot in range(cols):
                             for g in range(groups):
@@ -112,8 +116,7 @@ class BufferWriter(wiring.Component):
                                 m.d.comb += [
                                     port.en.eq(source.valid[g] & (tag.slot == slot)),
                                     port.data.eq(source.value[g]),
-                                    port.addr.eq(plan.fc_address(channel, tag.block_row,
-                                                                 tag.block_col))]
+                                    port.addr.eq(plan.fc_address(channel, tag.block))]
                 else:
                     for c in range(cols):
                         m.d.comb += [trace.image[c].eq(tag.image + c), trace.index[c].eq(channel)]

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 from amaranth.sim import Simulator
 
+from ..errors import HwlenetError
 from .vectors import read_vectors
 
 __all__ = ["Scoreboard", "run_amaranth_bench"]
@@ -72,7 +73,8 @@ def run_amaranth_bench(directory, manifest, images, *, design, plan, stall_seed=
                        wave=None, stop_at_first=False):
     """Feed ``images`` exported vectors to ``design`` in Amaranth's simulator and check them
     as the HDL testbench does (values, scoreboard, per-result watchdog); returns the same
-    report.
+    report. ``manifest`` is one :func:`~hwlenet.verify.cosim.read_export` checked; a vector
+    file it lacks or a damaged one raises :class:`~hwlenet.errors.HwlenetError`.
 
     With ``stall_seed``, the pixel source pauses and the result sink withholds ``ready`` at
     random (seeded) cycles, to exercise both streams' back-pressure. With ``wave``, a VCD of
@@ -84,6 +86,11 @@ def run_amaranth_bench(directory, manifest, images, *, design, plan, stall_seed=
     bench = manifest["bench"]
     classes = bench["classes"]
     files = {entry["name"]: entry for entry in manifest["vector_files"]}
+    needed = ["pixels", "logits", "labels", *(layer["name"] for layer in manifest["traced_layers"])]
+    missing = [name for name in needed if name not in files]
+    if missing:
+        raise HwlenetError(f"{directory / 'manifest.json'} lists no vector file for "
+                           f"{', '.join(missing)}; re-create the folder with hwlenet emit-verilog")
     pixels = read_vectors(directory, files["pixels"], images).ravel()
     logits = read_vectors(directory, files["logits"], images)
     labels = read_vectors(directory, files["labels"], images).ravel()

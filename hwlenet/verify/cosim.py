@@ -10,8 +10,8 @@ from pathlib import Path
 from ..errors import HwlenetError
 from ..tools import find_tool
 
-__all__ = ["SIMULATORS", "build_bench", "check_design_identity", "predicted_cycles", "read_export",
-           "run_bench", "run_cosim"]
+__all__ = ["SIMULATORS", "build_bench", "check_design_identity", "check_image_count",
+           "predicted_cycles", "read_export", "require_tools", "run_bench", "run_cosim"]
 
 SIMULATORS = ("verilator", "icarus", "amaranth")
 INSTALL_HINT = {
@@ -48,21 +48,210 @@ def predicted_cycles(manifest, images):
         "batch_cycles"]
 
 
+#: The most vectors an export may claim (the MNIST test set plus directed vectors, generously).
+MAX_VECTORS = 1 << 20
+_NUMBER = (int, float)
+
+
+def _fail(path, where, expected, value):
+    text = repr(value)
+    text = text if len(text) <= 60 else text[:57] + "..."
+    raise HwlenetError(f"{path}: {where} must be {expected}, not {text}; re-create the folder "
+                       "with hwlenet emit-verilog")
+
+
+def _integer(value, path, where, low=0, high=None):
+    if (not isinstance(value, int) or isinstance(value, bool) or value < low
+            or (high is not None and value > high)):
+        bounds = f"an integer from {low}" + (f" to {high}" if high is not None else "")
+        _fail(path, where, bounds, value)
+    return value
+
+
+def _number(value, path, where, positive=False):
+    if not isinstance(value, _NUMBER) or isinstance(value, bool) or value != value \
+            or value in (float("inf"), float("-inf")) or (positive and value <= 0):
+        _fail(path, where, "a positive number" if positive else "a number", value)
+    return value
+
+
+def _mapping(value, path, where, keys=()):
+    if not isinstance(value, dict):
+        _fail(path, where, "an object", value)
+    for key in keys:
+        if key not in value:
+            raise HwlenetError(f"{path}: {where} lacks {key!r}; re-create the folder with "
+                               "hwlenet emit-verilog")
+    return value
+
+
+def _sequence(value, path, where):
+    if not isinstance(value, list):
+        _fail(path, where, "a list", value)
+    return value
+
+
+def _check_coverage(coverage, path):
+    if coverage is None:
+        return
+    _mapping(coverage, path, "coverage", ("images", "layers"))
+    _integer(coverage["images"], path, "coverage.images")
+    for row in _sequence(coverage["layers"], path, "coverage.layers"):
+        _mapping(row, path, "a coverage row", ("name", "table", "weights"))
+        if not isinstance(row["name"], str):
+            _fail(path, "a coverage row's name", "a string", row["name"])
+        table, weights = row["table"], row["weights"]
+        if table is not None:
+            _mapping(table, path, "a coverage table", ("hit", "reachable", "entries",
+                                                        "fraction_of_reachable", "missed",
+                                                        "unreachable"))
+            for key in ("hit", "reachable", "entries"):
+                _integer(table[key], path, f"coverage table {key}")
+            _number(table["fraction_of_reachable"], path, "coverage fraction_of_reachable")
+            for run in _sequence(table["missed"], path, "coverage missed runs"):
+                if (not isinstance(run, list) or len(run) != 2
+                        or not all(isinstance(v, int) and not isinstance(v, bool)
+                                   for v in run)):
+                    _fail(path, "a missed run", "a pair of integers", run)
+            for run in _sequence(table["unreachable"], path, "coverage unreachable runs"):
+                _mapping(run, path, "an unreachable run", ("low", "high", "reason"))
+                _integer(run["low"], path, "an unreachable run's low", low=-(1 << 63))
+                _integer(run["high"], path, "an unreachable run's high", low=-(1 << 63))
+                if not isinstance(run["reason"], str):
+                    _fail(path, "an unreachable run's reason", "a string", run["reason"])
+        if weights is not None:
+            _mapping(weights, path, "coverage weights", ("exercised", "words", "fraction",
+                                                         "live", "live_fraction"))
+            for key in ("exercised", "words", "live"):
+                _integer(weights[key], path, f"coverage weights {key}")
+            for key in ("fraction", "live_fraction"):
+                _number(weights[key], path, f"coverage weights {key}")
+
+
+def _check_vector_files(manifest, path, directory):
+    """Every vector file the bench reads is listed once, sized for the vectors, and present."""
+    from .vectors import word_bytes
+
+    bench = manifest["bench"]
+    count = manifest["vectors"]
+    files = {}
+    for entry in _sequence(manifest["vector_files"], path, "vector_files"):
+        _mapping(entry, path, "a vector file entry", ("name", "path", "bits", "signed",
+                                                      "per_image", "bytes"))
+        name = entry["name"]
+        if not isinstance(name, str) or entry["path"] != f"vectors/{name}.bin" \
+                or "/" in name or name in ("", ".", ".."):
+            _fail(path, "a vector file's name and path", "NAME and vectors/NAME.bin",
+                  [name, entry["path"]])
+        if name in files:
+            raise HwlenetError(f"{path}: vector file {name} is listed twice")
+        _integer(entry["bits"], path, f"vector file {name}'s bits", low=1, high=64)
+        if not isinstance(entry["signed"], bool):
+            _fail(path, f"vector file {name}'s signed", "true or false", entry["signed"])
+        _integer(entry["per_image"], path, f"vector file {name}'s per_image", low=1,
+                 high=1 << 24)
+        if entry["bytes"] != word_bytes(entry["bits"]):
+            _fail(path, f"vector file {name}'s bytes", f"{word_bytes(entry['bits'])}",
+                  entry["bytes"])
+        files[name] = entry
+    widths = manifest["widths"]
+    # name -> (words per image, bits, signed), as the export writes them
+    expected = {"pixels": (bench["pixels"], bench["pixel_bits"], False),
+                "logits": (bench["classes"], widths["logit"], True),
+                "labels": (1, bench["label_bits"], False)}
+    expected.update({layer["name"]: (layer["size"], widths["value"], True)
+                     for layer in manifest["traced_layers"]})
+    for name, layout in expected.items():
+        if name not in files:
+            raise HwlenetError(f"{path}: no vector file {name}; re-create the folder with "
+                               "hwlenet emit-verilog")
+        entry = files[name]
+        if (entry["per_image"], entry["bits"], entry["signed"]) != layout:
+            _fail(path, f"vector file {name}'s per_image, bits and signed",
+                  " ".join(map(str, layout)), [entry["per_image"], entry["bits"],
+                                                entry["signed"]])
+    if count == 0:
+        return
+    for name, entry in files.items():
+        file = Path(directory) / entry["path"]
+        try:
+            size = file.stat().st_size
+        except OSError as error:
+            raise HwlenetError(f"cannot read {file}: {error.strerror}") from None
+        wanted = count * entry["per_image"] * entry["bytes"]
+        if size != wanted:
+            raise HwlenetError(f"{file}: {size} bytes where {count} vectors need {wanted} "
+                               "(damaged or from another export)")
+
+
 def read_export(directory):
-    """The manifest of a folder written by ``hwlenet emit-verilog``."""
-    path = Path(directory) / "manifest.json"
+    """The manifest of a folder written by ``hwlenet emit-verilog``, checked.
+
+    Every field a bench or a report reads is checked for its type and range, the vector files
+    are checked to be listed consistently and to have exactly the size the manifest implies,
+    so that no later stage meets a damaged file.
+
+    Raises
+    ------
+    HwlenetError
+        Naming the folder or file, when it is not an export, the manifest is damaged or of
+        another version, or a vector file is missing or of the wrong size.
+    """
+    directory = Path(directory)
+    path = directory / "manifest.json"
+    if not directory.is_dir():
+        raise HwlenetError(f"{directory} is not a folder; create an export with hwlenet "
+                           "emit-verilog")
     try:
-        manifest = json.loads(path.read_text())
+        manifest = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise HwlenetError(f"{directory} is not an hwlenet export (no manifest.json); "
                            "create one with hwlenet emit-verilog") from None
-    except (OSError, json.JSONDecodeError) as error:
-        raise HwlenetError(f"cannot read {path}: {error}") from None
-    required = ("vectors", "coverage", "analytic", "array", "trace", "traced_layers",
-                "predicted_cycles", "batch_cycles", "widths", "memories", "vector_files", "bench")
+    except (OSError, ValueError, RecursionError) as error:
+        reason = " ".join(str(error).split())[:120]
+        raise HwlenetError(f"cannot read {path}: {reason}") from None
+    required = ("vectors", "directed_vectors", "coverage", "analytic", "array", "trace",
+                "traced_layers", "predicted_cycles", "batch_cycles", "widths", "memories",
+                "vector_files", "bench")
     if not isinstance(manifest, dict) or any(key not in manifest for key in required):
         raise HwlenetError(f"{path} is not an hwlenet export manifest of this version; "
                            "re-create the folder with hwlenet emit-verilog")
+    count = _integer(manifest["vectors"], path, "vectors", high=MAX_VECTORS)
+    _integer(manifest["directed_vectors"], path, "directed_vectors", high=count)
+    array = _mapping(manifest["array"], path, "array", ("rows", "cols"))
+    _integer(array["rows"], path, "array.rows", low=1, high=1024)
+    cols = _integer(array["cols"], path, "array.cols", low=1, high=1024)
+    if not isinstance(manifest["trace"], bool):
+        _fail(path, "trace", "true or false", manifest["trace"])
+    analytic = _mapping(manifest["analytic"], path, "analytic", ("cycles_per_image",))
+    _number(analytic["cycles_per_image"], path, "analytic.cycles_per_image", positive=True)
+    bench = _mapping(manifest["bench"], path, "bench", ("pixels", "pixel_bits", "classes",
+                                                        "label_bits", "window", "watchdog"))
+    for key in ("pixels", "pixel_bits", "classes", "label_bits", "window", "watchdog"):
+        _integer(bench[key], path, f"bench.{key}", low=1, high=1 << 40)
+    predicted = _mapping(manifest["predicted_cycles"], path, "predicted_cycles",
+                         [str(n) for n in range(1, cols + 1)])
+    for n in range(1, cols + 1):
+        _integer(predicted[str(n)], path, f"predicted_cycles[{n}]")
+    _integer(manifest["batch_cycles"], path, "batch_cycles")
+    widths = _mapping(manifest["widths"], path, "widths", ("accumulator", "logit", "value"))
+    _integer(widths["accumulator"], path, "widths.accumulator", low=2, high=64)
+    _integer(widths["logit"], path, "widths.logit", low=2, high=64)
+    _integer(widths["value"], path, "widths.value", low=2, high=64)
+    _sequence(manifest["memories"], path, "memories")
+    names = set()
+    for layer in _sequence(manifest["traced_layers"], path, "traced_layers"):
+        _mapping(layer, path, "a traced layer", ("index", "name", "size"))
+        _integer(layer["index"], path, "a traced layer's index", high=1 << 16)
+        _integer(layer["size"], path, "a traced layer's size", low=1, high=1 << 24)
+        if not isinstance(layer["name"], str) or layer["name"] in names | {"pixels", "logits",
+                                                                          "labels"}:
+            _fail(path, "a traced layer's name", "a new string", layer["name"])
+        names.add(layer["name"])
+    if not manifest["trace"] and manifest["traced_layers"]:
+        raise HwlenetError(f"{path}: an export without a trace port traces no layers")
+    _check_coverage(manifest["coverage"], path)
+    _check_vector_files(manifest, path, directory)
     return manifest
 
 
@@ -78,14 +267,43 @@ def _run(command, directory, timeout=None):
     return completed
 
 
-def build_bench(directory, simulator, variant="plain"):
-    """Build the exported bench for ``simulator`` (``variant``: plain, wave or faults) with
-    the folder's Makefile; returns the path of the executable or compiled image."""
+def require_tools(simulator):
+    """Check that the tools the ``simulator`` bench needs are installed (none for amaranth).
+
+    Raises
+    ------
+    HwlenetError
+        Saying how to install the missing tool.
+    """
+    if simulator not in SIMULATORS:
+        raise HwlenetError(f"simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
+    if simulator == "amaranth":
+        return
     tool = "verilator" if simulator == "verilator" else "iverilog"
     if find_tool(tool) is None:
         raise HwlenetError(INSTALL_HINT[simulator])
     if find_tool("make") is None:
         raise HwlenetError("make is not installed: apt-get install -y make")
+
+
+def check_image_count(manifest, directory, images):
+    """The number of vectors a run checks: ``images`` (all when None), from 1 to the exported
+    vectors."""
+    available = manifest["vectors"]
+    if available == 0:
+        raise HwlenetError(f"{directory} holds no test vectors: re-run hwlenet emit-verilog "
+                           "with --vectors N")
+    images = available if images is None else images
+    if not 1 <= images <= available:
+        raise HwlenetError(f"--images must be from 1 to {available} (the exported vectors), "
+                           f"not {images}")
+    return images
+
+
+def build_bench(directory, simulator, variant="plain"):
+    """Build the exported bench for ``simulator`` (``variant``: plain, wave or faults) with
+    the folder's Makefile; returns the path of the executable or compiled image."""
+    require_tools(simulator)
     target = BENCHES[simulator][variant]
     completed = _run(["make", "--no-print-directory", target], directory)
     if completed.returncode != 0:
@@ -172,6 +390,14 @@ def check_design_identity(directory, manifest):
     directory = Path(directory)
     qmodel = load_artifact(directory / "model.npz")
     plan = plan_hardware(qmodel, manifest["array"]["rows"], manifest["array"]["cols"])
+    from .emit import bench_parameters, traced_layers, vector_files
+
+    layers = traced_layers(plan) if manifest["trace"] else []
+    if (manifest["bench"] != bench_parameters(plan) or manifest["traced_layers"] != layers
+            or manifest["vector_files"] != vector_files(plan, layers)):
+        raise HwlenetError(f"{directory / 'manifest.json'}: its bench parameters, traced layers "
+                           "or vector files do not match model.npz (edited, or exported by "
+                           "another version); re-create the folder with hwlenet emit-verilog")
     design = LeNetAccelerator(plan=plan, trace=manifest["trace"])
     text = verilog.convert(design, name="hwlenet_top", emit_src=False)
     try:
@@ -222,13 +448,7 @@ def run_cosim(directory, simulator="verilator", images=None, jobs=1, wave=False,
     directory = Path(directory)
     manifest = read_export(directory)
     available = manifest["vectors"]
-    if available == 0:
-        raise HwlenetError(f"{directory} holds no test vectors: re-run hwlenet emit-verilog "
-                           "with --vectors N --data-dir DIR")
-    images = available if images is None else images
-    if not 1 <= images <= available:
-        raise HwlenetError(f"--images must be from 1 to {available} (the exported vectors), "
-                           f"not {images}")
+    images = check_image_count(manifest, directory, images)
     build_start = time.perf_counter()
     if simulator == "amaranth":
         design, plan = check_design_identity(directory, manifest)

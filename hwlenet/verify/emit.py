@@ -1,6 +1,8 @@
 """Export a self-contained Verilog folder: design, self-checking testbench, vectors, Makefile."""
 
 import json
+import shutil
+import tempfile
 from pathlib import Path
 
 import jinja2
@@ -10,6 +12,7 @@ from amaranth.hdl import Shape
 
 from .. import __version__
 from ..errors import HwlenetError
+from ..outputs import write_text
 from ..quant.artifact import save_artifact
 from ..sim import simulate
 from ..rtl.accelerator import LeNetAccelerator
@@ -83,7 +86,9 @@ def emit_verilog(qmodel, directory, rows=8, cols=8, images=None, cover=False, pr
     ----------
     qmodel : QuantizedModel
     directory : path-like
-        Created if missing; files in it are overwritten.
+        Created if missing; files in it are overwritten. ``manifest.json`` is removed first
+        and written last, every file is written whole (through a temporary file), so that an
+        interrupted export is never taken for a complete one.
     rows, cols : int
         Systolic array size.
     images : numpy.ndarray of uint8, shape (N, 28, 28), optional
@@ -112,6 +117,7 @@ def emit_verilog(qmodel, directory, rows=8, cols=8, images=None, cover=False, pr
     directory = Path(directory)
     try:
         (directory / "vectors").mkdir(parents=True, exist_ok=True)
+        (directory / "manifest.json").unlink(missing_ok=True)
     except OSError as error:
         raise HwlenetError(f"cannot create {directory}: {error.strerror}") from None
     images = np.zeros((0, *plan.image_shape[1:]), np.uint8) if images is None else images
@@ -129,8 +135,8 @@ def emit_verilog(qmodel, directory, rows=8, cols=8, images=None, cover=False, pr
     bench = bench_parameters(plan)
     roms = [rom.describe() for rom in plan.roms()]
     design = LeNetAccelerator(plan=plan, trace=trace)
-    (directory / "hwlenet_top.v").write_text(
-        verilog.convert(design, name="hwlenet_top", emit_src=False))
+    write_text(directory / "hwlenet_top.v",
+               verilog.convert(design, name="hwlenet_top", emit_src=False))
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
                                      keep_trailing_newline=True, trim_blocks=True,
                                      lstrip_blocks=True, undefined=jinja2.StrictUndefined)
@@ -149,7 +155,7 @@ def emit_verilog(qmodel, directory, rows=8, cols=8, images=None, cover=False, pr
     for template, target in (("tb.v.j2", "tb.v"), ("tb_top.v.j2", "tb_top.v"),
                              ("sim_main.cpp.j2", "sim_main.cpp"), ("Makefile.j2", "Makefile"),
                              ("README.md.j2", "README.md")):
-        (directory / target).write_text(environment.get_template(template).render(**context))
+        write_text(directory / target, environment.get_template(template).render(**context))
     if design_ready is not None:
         design_ready(directory)
 
@@ -161,8 +167,7 @@ def emit_verilog(qmodel, directory, rows=8, cols=8, images=None, cover=False, pr
         result = simulate(qmodel, images, trace=True, progress=progress)
         contents = {"pixels": images, "logits": result.logits, "labels": result.classes,
                     **{layer["name"]: result.trace[layer["name"]] for layer in layers}}
-        for entry in files:
-            write_vectors(directory, entry, contents[entry["name"]])
+        _write_vector_files(directory, files, contents)
     save_artifact(qmodel, directory / "model.npz")
     manifest = {
         "hwlenet_version": __version__,
@@ -184,6 +189,24 @@ def emit_verilog(qmodel, directory, rows=8, cols=8, images=None, cover=False, pr
                    "logit": logit_width},
         "artifact": qmodel.manifest(),
     }
-    (directory / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True)
-                                             + "\n")
+    write_text(directory / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
+
+
+def _write_vector_files(directory, files, contents):
+    """Write every vector file into a staging folder inside ``directory``, then rename each
+    into ``directory/vectors``: none is ever seen half-written."""
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=".vectors-", dir=directory))
+    except OSError as error:
+        raise HwlenetError(f"cannot write {directory}: {error.strerror}") from None
+    try:
+        (staging / "vectors").mkdir()
+        for entry in files:
+            write_vectors(staging, entry, contents[entry["name"]])
+        for entry in files:
+            (staging / entry["path"]).replace(directory / entry["path"])
+    except OSError as error:
+        raise HwlenetError(f"cannot write {directory / 'vectors'}: {error.strerror}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
