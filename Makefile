@@ -21,13 +21,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -e '.[dev]'
 	touch $(STAMP)
 
-# Verilator, Icarus Verilog and GTKWave (fst2vcd, to read Verilator's waveforms) come from the
-# system's packages.
+# Verilator, Icarus Verilog, GTKWave (fst2vcd, to read Verilator's waveforms) and Chromium (the
+# headless browser that tests the HTML report) come from the system's packages.
 tools:
 	@missing=""; \
 	command -v verilator >/dev/null || missing="$$missing verilator"; \
 	command -v iverilog >/dev/null || missing="$$missing iverilog"; \
 	command -v fst2vcd >/dev/null || missing="$$missing gtkwave"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update && apt-get install -y $$missing; \
@@ -45,9 +46,10 @@ demo: venv
 	$(BIN)/hwlenet emit-verilog $(DEMO)/q.npz --out $(DEMO)/rtl --vectors 100 --cover $(DATA_OPTION)
 	$(BIN)/hwlenet cosim $(DEMO)/rtl --simulator verilator --jobs 2 --json $(DEMO)/cosim.json
 	$(BIN)/python scripts/summary.py $(DEMO)
+	$(BIN)/hwlenet report $(DEMO)/rtl --out $(DEMO)/report.html
 
 test: venv
-	HWLENET_DATA=$(DATA) $(BIN)/python -m pytest -q
+	HWLENET_DATA=$(DATA) $(BIN)/python -m pytest -q --durations=25
 
 clean:
 	rm -rf $(DEMO) .pytest_cache

@@ -534,3 +534,25 @@ def synth(directory, target, trace, seed, frequency_mhz, json_path):
     for line in format_report(report):
         click.echo(line)
     click.echo(f"  logs and report.json: {report['folder']}")
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="HTML file to write (default: DIRECTORY/report.html)")
+def report(directory, out):
+    """Write one self-contained HTML page about an exported DIRECTORY and its results.
+
+    Shows the model and its formats, accuracy and SQNR per layer, the cycle model and
+    utilization, the co-simulation verdict, coverage, the fault campaign and synthesis, from
+    the manifest and the result files found in DIRECTORY or its parent (evaluate.json,
+    simulate.json, layers.png, sweep_bits.json, sweep_bits.png, cosim.json, faultcheck.json;
+    DIRECTORY/synth/*/report.json). Missing results are left out with a note. Prints the path
+    written; the sections left out are listed on stderr.
+    """
+    from .report import write_report
+
+    path, notes = write_report(directory, out)
+    for note in notes:
+        click.echo(f"report: not shown: {note}", err=True)
+    click.echo(str(path))

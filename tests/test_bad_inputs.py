@@ -373,9 +373,12 @@ def test_interrupted_training_leaves_nothing(world, tmp_path):
     """Ctrl-C during a run: one line, status 2, no checkpoint and no temporary file."""
     command = [sys.executable, "-c", ENTRY, "train", "--epochs", 1000, "--out", "m.pt",
                "--json", "t.json"]
+    # a shell's background job starts with Ctrl-C ignored, and Python then keeps it ignored:
+    # give the child the default disposition, as a terminal would
     process = subprocess.Popen(list(map(str, command)), cwd=tmp_path,
                                env=hwlenet_env(world / "home"), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     # wait until training has started (the data line comes first), then interrupt
     line = process.stderr.readline()
     assert line.startswith("data: "), line

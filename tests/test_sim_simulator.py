@@ -5,6 +5,7 @@ import pytest
 
 from hwlenet import HwlenetError
 from hwlenet.checkpoint import resolve_model
+from hwlenet.quant.artifact import MAX_FRAC
 from hwlenet.quant.quantize import quantize_model
 from hwlenet.sim import compare_with_float, reference_forward, simulate
 
@@ -85,6 +86,8 @@ def test_configured_shifts_beyond_the_range_are_refused(layer_name, key, beyond)
         frac, message = layer.acc_frac - beyond, f"bias shift {beyond} is outside 0..64"
     else:
         frac, message = layer.acc_frac - beyond, f"right shift of {beyond} bits; at most 64"
+    if abs(frac) > MAX_FRAC:  # refused as a format before any shift is derived
+        message = f"frac must be an integer from {-MAX_FRAC} to {MAX_FRAC}, not {frac}"
     with pytest.raises(HwlenetError, match=message):
         quantized("classic-8", {"layers": {layer_name: {key: {"frac": frac}}}})
 

@@ -8,8 +8,12 @@ multiply-accumulate design below on ecp5-25f and ice40-up5k).
 import hashlib
 import io
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 from amaranth import Module, Signal
@@ -557,3 +561,36 @@ def test_cli_design_that_does_not_fit(tmp_path):
     assert "needs at least 9 DSPs (SB_MAC16) of 8 (112%)" in lines[-1]
     folder = big / "synth" / "ice40-up5k"
     assert (folder / "yosys.log").is_file() and not (folder / "report.json").exists()
+
+
+def processes_inside(folder):
+    """Process ids whose working directory is ``folder`` or below it."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cwd = Path(os.readlink(entry / "cwd"))
+            except OSError:
+                continue
+            if cwd == folder or folder in cwd.parents:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="needs Linux's /proc")
+def test_terminating_synth_stops_its_tools(tmp_path):
+    """SIGTERM while Yosys runs: hwlenet exits and no tool process is left running."""
+    design = small_export(tmp_path / "big", multipliers=6)
+    command = [sys.executable, "-c", "from hwlenet.cli import main; main()", "synth",
+               str(design), "--target", "ecp5-25f"]
+    process = subprocess.Popen(command, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    for line in process.stderr:
+        if line.startswith("yosys:"):
+            break
+    workdir = design / "synth" / "ecp5-25f"
+    assert processes_inside(workdir)  # Yosys is running
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=60)
+    assert process.returncode != 0
+    # hwlenet kills and reaps the tool before it exits (Yosys alone would run on for seconds)
+    assert processes_inside(workdir) == []

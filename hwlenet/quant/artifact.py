@@ -82,7 +82,7 @@ MAX_LUT_WIDTH = 16
 MAX_SHIFT = 64
 #: The largest magnitude of a format's fractional bits (far beyond any useful format; it keeps
 #: every ``2**frac`` a finite float).
-MAX_FRAC = 128
+MAX_FRAC = 256
 #: The most bytes an artifact's tensors may take once decompressed (LeNet-5 takes under 1 MB).
 MAX_ARTIFACT_BYTES = 64 << 20
 #: The most dimensions of a layer's input or output shape, and the largest extent of one.

@@ -17,7 +17,9 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
+import threading
 import time
 from importlib import metadata
 from pathlib import Path
@@ -343,9 +345,28 @@ def _run_logged(command, workdir, log_path, console_path, phases, progress, tool
     """Run ``command`` in ``workdir`` while it writes ``log_path``; every :data:`POLL_SECONDS`
     read the new log lines, follow the phase with ``phases`` (``update(lines, state)`` and
     ``describe(state)``) and call ``progress(tool, description, seconds)``. Returns the exit
-    status and the seconds taken; the process is killed if this is interrupted."""
+    status and the seconds taken; the process is killed if this is interrupted, by Ctrl-C or,
+    in the main thread, by SIGTERM (which otherwise ends Python without unwinding and leaves
+    the tool running)."""
     update, describe = phases
     start = time.monotonic()
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _exit_on_terminate)
+    try:
+        return _run_and_follow(command, workdir, log_path, console_path, update, describe,
+                               progress, tool, start)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_terminate(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+def _run_and_follow(command, workdir, log_path, console_path, update, describe, progress, tool,
+                    start):
     with open(console_path, "wb") as console:
         try:
             process = subprocess.Popen(command, cwd=workdir, stdout=console,
