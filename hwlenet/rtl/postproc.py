@@ -7,7 +7,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .systolic import drain_signature
-from .arith import fit_layer, round_layer, scaled, table_address, window_sum
+from .arith import fit_layer, round_layer, scaled, table_address
 
 __all__ = ["PostProcessor", "output_signature", "tile_tag_layout"]
 
@@ -55,12 +55,12 @@ class PostProcessor(wiring.Component):
     ``(g + 1) * window_lanes - 1`` of the ``phases`` tiles that complete it, see
     :meth:`HardwarePlan.column_member`): the maximum, or ``requantize(coef[m] * sum + bias2[m])``
     and the subsampling layer's table. With several phases, a queue of one partial maximum or
-    sum per array row carries each window from one phase to the next (cycle 8), and only the
+    sum per array row carries each window from one phase to the next (cycle 9), and only the
     last phase's outputs are valid.
 
     Every step is registered, with one adder, comparator chain or multiplier between
     registers and every ROM read registered before use (for timing), so outputs appear
-    ``LATENCY = 14`` cycles after the row arrives, for one cycle:
+    ``LATENCY = 15`` cycles after the row arrives, for one cycle:
 
     =====  ================================================================================
     cycle  what is registered at its start (the row arrives at cycle 0, where the bias,
@@ -73,13 +73,14 @@ class PostProcessor(wiring.Component):
     5      saturation or wrap: ``r``; the activation table is addressed
     6      the table word
     7      ``y``
-    8      the window maximum, or the window sum
-    9      ``coef * sum``
-    10     ``+ bias2``
-    11     the rounded shift
-    12     saturation or wrap; the subsampling table is addressed
-    13     the table word
-    14     outputs
+    8      the maximum or the sum of each pair of a window's lanes
+    9      the window maximum, or the window sum (with the earlier phases' partial result)
+    10     ``coef * sum``
+    11     ``+ bias2``
+    12     the rounded shift
+    13     saturation or wrap; the subsampling table is addressed
+    14     the table word
+    15     outputs
     =====  ================================================================================
 
     Parameters
@@ -87,7 +88,7 @@ class PostProcessor(wiring.Component):
     plan : HardwarePlan
     """
 
-    LATENCY = 14
+    LATENCY = 15
 
     def __init__(self, *, plan):
         self.plan = plan
@@ -245,18 +246,34 @@ class PostProcessor(wiring.Component):
         control = control.next(7)
         pool_constants = carried(zip(("coef", "pool_bias"), pool_constants), 7)
 
-        # cycle 7: the window maximum or sum (dense jobs pass their values on); with several
-        # phases, combined with the row's partial result of the earlier phases, kept in a queue
-        # of one entry per array row (every tile drains every row once, in order)
-        def window(g):
-            return activated[g * window_lanes:(g + 1) * window_lanes]
-
+        # cycle 7: each window's lanes reduced in pairs (the maximum or the sum of two);
+        # cycle 8: the window's maximum or sum, with several phases combined with the row's
+        # partial result of the earlier phases, kept in a queue of one entry per array row
+        # (every tile drains every row once, in order); dense jobs pass their values on
         def maximum(a, b):
             return Mux(a > b, a, b)
 
-        pooled = [Signal(signed(width + 2), name=f"pooled8_{c}") for c in range(cols)]
-        partial = data.ArrayLayout(signed(width + 2), groups)
+        halves = [Signal(signed(width + 2), name=f"half8_{c}") for c in range(cols)]
+
+        def pair_up(job):
+            if job.kind == "dense":
+                m.d.sync += [halves[c].eq(activated[c]) for c in range(cols)]
+                return
+            combine = maximum if job.pool.kind == "maxpool" else (lambda a, b: a + b)
+            for g in range(groups):
+                items = activated[g * window_lanes:(g + 1) * window_lanes]
+                if window_lanes == 4:
+                    m.d.sync += [halves[2 * g].eq(combine(*items[:2])),
+                                 halves[2 * g + 1].eq(combine(*items[2:]))]
+                else:
+                    m.d.sync += halves[g].eq(combine(*items) if len(items) == 2 else items[0])
+        job_switch(control.tag.job, jobs, pair_up)
+        control = control.next(8)
+        pool_constants = carried(zip(("coef", "pool_bias"), pool_constants), 8)
+
+        pooled = [Signal(signed(width + 2), name=f"pooled9_{c}") for c in range(cols)]
         if phases > 1:
+            partial = data.ArrayLayout(signed(width + 2), groups)
             queue = [Signal(partial, name=f"partial_{r}") for r in range(plan.rows)]
             fresh = Signal(partial)
             continuing = control.tag.phase != 0
@@ -266,66 +283,66 @@ class PostProcessor(wiring.Component):
 
         def pool(job):
             if job.kind == "dense":
-                m.d.sync += [pooled[c].eq(activated[c]) for c in range(cols)]
+                m.d.sync += [pooled[c].eq(halves[c]) for c in range(cols)]
                 return
             for g in range(groups):
-                items = window(g)
+                value = halves[g]
                 if job.pool.kind == "maxpool":
-                    pairs = [maximum(*items[i:i + 2]) if i + 1 < len(items) else items[i]
-                             for i in range(0, len(items), 2)]
-                    value = maximum(*pairs) if len(pairs) > 1 else pairs[0]
+                    if window_lanes == 4:
+                        value = maximum(halves[2 * g], halves[2 * g + 1])
                     if phases > 1:
                         value = Mux(continuing & (queue[0][g] > value), queue[0][g], value)
                 else:
-                    value = window_sum(items) if len(items) == 4 else sum(items[1:], items[0])
+                    if window_lanes == 4:
+                        value = halves[2 * g] + halves[2 * g + 1]
                     if phases > 1:
                         value = value + Mux(continuing, queue[0][g], 0)
                 if phases > 1:
                     m.d.comb += fresh[g].eq(value)
                 m.d.sync += pooled[g].eq(value)
         job_switch(control.tag.job, jobs, pool)
-        control = control.next(8)
-
-        # cycles 8 to 11: the subsampling arithmetic (other jobs pass their values on)
-        if sub_jobs:
-            coef, pool_bias = carried(zip(("coef", "pool_bias"), pool_constants), 8)
-            products = [register(pooled[g] * coef, f"product9_{g}") for g in range(groups)]
-            pool_bias = register(pool_bias, "pool_bias9")
-            pool_totals = [register(products[g] + pool_bias, f"pool_total10_{g}")
-                           for g in range(groups)]
-        passed = [register(value, f"pooled9_{c}") for c, value in enumerate(pooled)]
         control = control.next(9)
-        passed = [register(value, f"pooled10_{c}") for c, value in enumerate(passed)]
+
+        # cycles 9 to 12: the subsampling arithmetic (other jobs pass their values on)
+        if sub_jobs:
+            coef, pool_bias = carried(zip(("coef", "pool_bias"), pool_constants), 9)
+            products = [register(pooled[g] * coef, f"product10_{g}") for g in range(groups)]
+            pool_bias = register(pool_bias, "pool_bias10")
+            pool_totals = [register(products[g] + pool_bias, f"pool_total11_{g}")
+                           for g in range(groups)]
+        passed = [register(value, f"pooled10_{c}") for c, value in enumerate(pooled)]
         control = control.next(10)
+        passed = [register(value, f"pooled11_{c}") for c, value in enumerate(passed)]
+        control = control.next(11)
         pool_rounded = []
         if sub_jobs:
             pool_rounded_width = max(len(round_layer(pool_totals[0], job.pool))
                                      for job in sub_jobs) + 1
             pool_rounded = per_lane(pool_totals, lambda value, job: round_layer(value, job.pool),
-                                    signed(pool_rounded_width), "pool_rounded11", sub_jobs)
-        passed = [register(value, f"pooled11_{c}") for c, value in enumerate(passed)]
-        control = control.next(11)
-        final = [Signal(signed(width), name=f"final12_{c}") for c in range(cols)]
+                                    signed(pool_rounded_width), "pool_rounded12", sub_jobs)
+        passed = [register(value, f"pooled12_{c}") for c, value in enumerate(passed)]
+        control = control.next(12)
+        final = [Signal(signed(width), name=f"final13_{c}") for c in range(cols)]
         for c in range(cols):
             m.d.sync += final[c].eq(passed[c])
         if sub_jobs:
             for g in range(groups):
                 per_job(m.d.sync, final[g], sub_jobs,
                         lambda job, g=g: fit_layer(pool_rounded[g], job.pool))
-        control = control.next(12)
+        control = control.next(13)
 
-        # cycle 12: the subsampling table address; cycle 13: the word; cycle 14: outputs
+        # cycle 13: the subsampling table address; cycle 14: the word; cycle 15: outputs
         for g, port in enumerate(pool_lut_ports):
             per_job(m.d.comb, port.addr, pool_lut_jobs, lambda job, g=g: table_address(
                 pool_tables.base(job.pool.name), final[g], job.pool.pre_format))
-        final = [register(value, f"final13_{c}") for c, value in enumerate(final)]
-        control = control.next(13)
-        out = [Signal(signed(width), name=f"out14_{c}") for c in range(cols)]
+        final = [register(value, f"final14_{c}") for c, value in enumerate(final)]
+        control = control.next(14)
+        out = [Signal(signed(width), name=f"out15_{c}") for c in range(cols)]
         for c in range(cols):
             m.d.sync += out[c].eq(final[c])
             if c < groups and pool_lut_ports:
                 per_job(m.d.sync, out[c], pool_lut_jobs, lambda job, c=c: pool_lut_ports[c].data)
-        control = control.next(14)
+        control = control.next(15)
 
         for c in range(cols):
             m.d.comb += [self.output.value[c].eq(out[c]),

@@ -2,7 +2,7 @@
 
 import math
 
-from amaranth.hdl import Module, signed, unsigned
+from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import WritePort
 from amaranth.lib.wiring import In, Out
@@ -32,7 +32,9 @@ def trace_layout(plan):
 
 
 class BufferWriter(wiring.Component):
-    """Writes the post-processor's outputs (``LATENCY = 0``: in the cycle they appear):
+    """Writes the post-processor's outputs into the buffers ``WRITE_LATENCY = 1`` cycle after
+    they appear (the write ports are registered), and passes the last dense job's on to the
+    streamer and shows every value on ``trace`` in the cycle they appear (``LATENCY = 0``):
 
     * the first conv job's pooled outputs into the middle feature buffer, at
       ``(channel, py + pad, px + pad)`` for lane ``g``, ``(py, px)`` being window
@@ -52,6 +54,7 @@ class BufferWriter(wiring.Component):
     """
 
     LATENCY = 0
+    WRITE_LATENCY = 1
 
     def __init__(self, *, plan):
         self.plan = plan
@@ -86,6 +89,21 @@ class BufferWriter(wiring.Component):
         tag, channel = source.tag, source.channel
         mid = plan.mid_buffer
         next_pad = conv[1].layer.padding
+
+        def staged(ports, name):
+            """Stand-ins for ``ports`` driven in this cycle; the ports get them registered."""
+            stand_ins = []
+            for index, port in enumerate(ports):
+                stand_in = _Write(port, f"{name}_{index}")
+                m.d.sync += [port.en.eq(stand_in.en), port.addr.eq(stand_in.addr),
+                             port.data.eq(stand_in.data)]
+                stand_ins.append(stand_in)
+            return stand_ins
+
+        mid_writes = staged(self.mid_writes, "mid")
+        fc_writes = staged(self.fc_writes, "fc")
+        dense_writes = [staged(ports, f"dense{position}")
+                        for position, ports in enumerate(self.dense_writes)]
         for job in plan.jobs:
             with m.If(tag.job == job.index):
                 m.d.comb += trace.layer.eq(plan.qmodel.layers.index(job.out_layer))
@@ -104,7 +122,7 @@ class BufferWriter(wiring.Component):
                             wraps, px = divmod_constant(tag.window_col + g, width, width + groups)
                             places.append(mid.locate(channel, tag.window_row + wraps + next_pad,
                                                      px + next_pad))
-                        for bank, port in enumerate(self.mid_writes):
+                        for bank, port in enumerate(mid_writes):
                             for g, (place_bank, place_row) in enumerate(places):
                                 with m.If(source.valid[g] & (place_bank == bank)):
                                     m.d.comb += [port.en.eq(1), port.data.eq(source.value[g]),
@@ -112,7 +130,7 @@ class BufferWriter(wiring.Component):
                     else:
                         for slot in range(cols):
                             for g in range(groups):
-                                port = self.fc_writes[slot * groups + g]
+                                port = fc_writes[slot * groups + g]
                                 m.d.comb += [
                                     port.en.eq(source.valid[g] & (tag.slot == slot)),
                                     port.data.eq(source.value[g]),
@@ -121,7 +139,7 @@ class BufferWriter(wiring.Component):
                     for c in range(cols):
                         m.d.comb += [trace.image[c].eq(tag.image + c), trace.index[c].eq(channel)]
                     if job is not dense[-1]:
-                        for c, port in enumerate(self.dense_writes[dense.index(job)]):
+                        for c, port in enumerate(dense_writes[dense.index(job)]):
                             m.d.comb += [port.en.eq(source.valid[c]), port.addr.eq(channel),
                                          port.data.eq(source.value[c])]
                     else:
@@ -132,3 +150,12 @@ class BufferWriter(wiring.Component):
                         m.d.comb += [self.store.value[c].eq(source.value[c])
                                      for c in range(cols)]
         return m
+
+
+class _Write:
+    """The enable, address and data of one write port, as signals of the writer's own."""
+
+    def __init__(self, port, name):
+        self.en = Signal(name=f"{name}_en")
+        self.addr = Signal.like(port.addr, name=f"{name}_addr")
+        self.data = Signal.like(port.data, name=f"{name}_data")
