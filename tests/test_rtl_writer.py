@@ -70,10 +70,9 @@ def random_outputs(plan, rng, cycles):
 
 
 def simulate(plan, outputs, whole=True):
-    """Drive ``outputs`` one per cycle and capture every write port (address and data where
-    enabled) ``WRITE_LATENCY`` cycles later and, if ``whole``, the store interface and the
-    trace in the same cycle (``LATENCY = 0``; else only the middle and flattened-feature
-    buffers' ports)."""
+    """Drive ``outputs`` one per cycle and capture, ``LATENCY`` cycles later, every write port
+    (address and data where enabled) and, if ``whole``, the store interface and the trace
+    (else only the middle and flattened-feature buffers' ports)."""
     dut = BufferWriter(plan=plan)
     cols = plan.cols
     groups = {"mid": dut.mid_writes, "fc": dut.fc_writes}
@@ -83,14 +82,14 @@ def simulate(plan, outputs, whole=True):
     idle = {**outputs[0], "valid": [0] * cols, "done": 0}
 
     async def bench(ctx):
-        for output in outputs + [idle] * BufferWriter.WRITE_LATENCY:
+        for output in outputs + [idle] * BufferWriter.LATENCY:
             for member in ("valid", "value", "channel", "tag", "done"):
                 ctx.set(getattr(dut.output, member), output[member])
             captured.append({})
-            if whole:
+            if whole and len(captured) > BufferWriter.LATENCY:
                 store, trace = dut.store, ctx.get(dut.trace)
                 valid, value = ctx.get(store.valid), ctx.get(store.value)
-                captured[-1].update({
+                captured[-1 - BufferWriter.LATENCY].update({
                     "store": {"valid": [valid[c] for c in range(cols)],
                               "index": ctx.get(store.index),
                               "value": [value[c] for c in range(cols)],
@@ -103,8 +102,8 @@ def simulate(plan, outputs, whole=True):
             writes = {name: [(1, ctx.get(port.addr), ctx.get(port.data)) if ctx.get(port.en)
                              else (0, None, None) for port in ports]
                       for name, ports in groups.items()}
-            if len(captured) > BufferWriter.WRITE_LATENCY:
-                captured[-1 - BufferWriter.WRITE_LATENCY]["writes"] = writes
+            if len(captured) > BufferWriter.LATENCY:
+                captured[-1 - BufferWriter.LATENCY]["writes"] = writes
             await ctx.tick()
 
     sim = Simulator(dut)
@@ -158,7 +157,7 @@ def test_writes_follow_the_documented_formulas(plans, name, rows, cols, lanes):
     rng = np.random.default_rng(rows * 100 + cols * 10 + lanes)
     outputs = random_outputs(plan, rng, 400)
     captured = simulate(plan, outputs)
-    assert BufferWriter.LATENCY == 0 and BufferWriter.WRITE_LATENCY == 1
+    assert BufferWriter.LATENCY == 1
     layers = plan.qmodel.layers
     for cycle, (output, got) in enumerate(zip(outputs, captured)):
         writes, (store_valid, finish), trace = expected_writes(plan, output)

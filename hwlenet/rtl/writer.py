@@ -32,9 +32,8 @@ def trace_layout(plan):
 
 
 class BufferWriter(wiring.Component):
-    """Writes the post-processor's outputs into the buffers ``WRITE_LATENCY = 1`` cycle after
-    they appear (the write ports are registered), and passes the last dense job's on to the
-    streamer and shows every value on ``trace`` in the cycle they appear (``LATENCY = 0``):
+    """Writes the post-processor's outputs, all of it registered (``LATENCY = 1``: the writes,
+    ``store`` and ``trace`` follow one cycle after the outputs appear):
 
     * the first conv job's pooled outputs into the middle feature buffer, at
       ``(channel, py + pad, px + pad)`` for lane ``g``, ``(py, px)`` being window
@@ -53,8 +52,7 @@ class BufferWriter(wiring.Component):
     plan : HardwarePlan
     """
 
-    LATENCY = 0
-    WRITE_LATENCY = 1
+    LATENCY = 1
 
     def __init__(self, *, plan):
         self.plan = plan
@@ -85,7 +83,12 @@ class BufferWriter(wiring.Component):
         plan = self.plan
         cols, groups = plan.cols, plan.windows
         conv, dense = plan.conv_jobs, plan.dense_jobs
-        source, trace = self.output, self.trace
+        source = self.output
+        trace = Signal(trace_layout(plan))
+        store = store_signature(plan).create(path=("store_next",))
+        m.d.sync += self.trace.eq(trace)
+        m.d.sync += [getattr(self.store, name).eq(getattr(store, name))
+                     for name in store_signature(plan).members]
         tag, channel = source.tag, source.channel
         mid = plan.mid_buffer
         next_pad = conv[1].layer.padding
@@ -143,11 +146,11 @@ class BufferWriter(wiring.Component):
                             m.d.comb += [port.en.eq(source.valid[c]), port.addr.eq(channel),
                                          port.data.eq(source.value[c])]
                     else:
-                        m.d.comb += [self.store.valid.eq(source.valid),
-                                     self.store.index.eq(channel),
-                                     self.store.finish.eq(source.done),
-                                     self.store.count.eq(tag.count)]
-                        m.d.comb += [self.store.value[c].eq(source.value[c])
+                        m.d.comb += [store.valid.eq(source.valid),
+                                     store.index.eq(channel),
+                                     store.finish.eq(source.done),
+                                     store.count.eq(tag.count)]
+                        m.d.comb += [store.value[c].eq(source.value[c])
                                      for c in range(cols)]
         return m
 
