@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from hwlenet.cli import cosim_lines, main
 from hwlenet.data import FILES, SAMPLE_TRAIN_IMAGES
 from hwlenet.errors import EXIT_INPUT_ERROR, EXIT_MISMATCH
+from hwlenet.quant.artifact import MAX_FRAC
 
 
 def run(*args):
@@ -89,8 +90,8 @@ def config_file(folder, layers):
       "MNIST", "--out", "q.npz"], "config.json: names layer 'fc9'"),
     (["quantize", "lenet5-relu", "--config", {"out": {"output": {"frac": -100}}}, "--data-dir",
       "MNIST", "--out", "q.npz"], "bits; at most 64 are supported"),
-    (["quantize", "lenet5-relu", "--config", {"out": {"output": {"frac": -200}}}, "--out",
-      "q.npz"], "frac must be an integer from -128 to 128"),
+    (["quantize", "lenet5-relu", "--config", {"out": {"output": {"frac": -MAX_FRAC - 1}}},
+      "--out", "q.npz"], f"frac must be an integer from {-MAX_FRAC} to {MAX_FRAC}"),
     (["quantize", "lenet5-classic", "--config", {"c1": {"bias": {"frac": -70}}}, "--data-dir",
       "MNIST", "--out", "q.npz"], "is outside 0..64"),
     (["simulate", "missing.npz"], "no such artifact"),
