@@ -153,11 +153,15 @@ class _Sources:
                             f"the {kind.__name__} its writer produces")
         return payload
 
+    def missing(self, role):
+        """The note for a result of ``role`` that is nowhere to be found."""
+        return f"no {RESULT_FILES[role]} (looked in {self.where(RESULT_FILES[role])})"
+
     def image(self, role):
         """``(data URI, shown name)`` of a PNG result, or ``(None, note)``."""
         path = self.find(role)
         if path is None:
-            return None, f"no {RESULT_FILES[role]} (looked in {self.where(RESULT_FILES[role])})"
+            return None, self.missing(role)
         try:
             payload = self.read_bytes(path)
         except _Unusable as error:
@@ -251,8 +255,7 @@ def _layer_names(manifest):
 def _evaluate_result(sources, manifest):
     path = sources.find("evaluate")
     if path is None:
-        return None, f"no {RESULT_FILES['evaluate']} (looked in " \
-                     f"{sources.where(RESULT_FILES['evaluate'])})"
+        return None, sources.missing("evaluate")
     try:
         result = sources.read_json(path)
         arch = manifest.get("arch")
@@ -303,9 +306,7 @@ def _accuracy_section(sources, manifest, directory):
     simulate, caveats = None, []
     path = sources.find("simulate")
     if path is None:
-        notes.append(f"no {RESULT_FILES['simulate']} (looked in "
-                     f"{sources.where(RESULT_FILES['simulate'])}): no fixed-point accuracy "
-                     "or SQNR")
+        notes.append(f"{sources.missing('simulate')}: no fixed-point accuracy or SQNR")
     else:
         try:
             simulate = _simulate_result(sources, path, manifest, directory)
@@ -359,8 +360,7 @@ def _sweep_section(sources, manifest):
     notes, rows, used = [], None, []
     path = sources.find("sweep")
     if path is None:
-        notes.append(f"no {RESULT_FILES['sweep']} (looked in "
-                     f"{sources.where(RESULT_FILES['sweep'])})")
+        notes.append(sources.missing("sweep"))
     else:
         try:
             provenance = (manifest.get("artifact") or {}).get("provenance") or {}
@@ -422,9 +422,8 @@ def _cosim_section(sources, manifest):
     title = "Co-simulation"
     path = sources.find("cosim")
     if path is None:
-        return _section("cosim", title, note=f"no {RESULT_FILES['cosim']} (looked in "
-                        f"{sources.where(RESULT_FILES['cosim'])}); run hwlenet cosim DIR "
-                        "--json cosim.json")
+        return _section("cosim", title, note=f"{sources.missing('cosim')}; run hwlenet "
+                        "cosim DIR --json cosim.json")
     shown = sources.shown(path)
     report = sources.read_json(path)
     if report["array"] != manifest["array"]:
@@ -536,9 +535,8 @@ def _faults_section(sources, manifest):
     title = "Fault campaign"
     path = sources.find("faultcheck")
     if path is None:
-        return _section("faults", title, note=f"no {RESULT_FILES['faultcheck']} (looked in "
-                        f"{sources.where(RESULT_FILES['faultcheck'])}); run hwlenet faultcheck "
-                        "DIR --json faultcheck.json")
+        return _section("faults", title, note=f"{sources.missing('faultcheck')}; run hwlenet "
+                        "faultcheck DIR --json faultcheck.json")
     shown = sources.shown(path)
     report = sources.read_json(path)
     rom_bits = sum(memory["depth"] * memory["width"] for memory in manifest["memories"])
