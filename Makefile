@@ -48,8 +48,12 @@ demo: venv
 	$(BIN)/python scripts/summary.py $(DEMO)
 	$(BIN)/hwlenet report $(DEMO)/rtl --out $(DEMO)/report.html
 
+# The suite runs on every CPU (pytest-xdist), one test file per worker at a time, so that a
+# file's shared fixtures (exports, Verilator builds) are built once; TEST_JOBS=1 runs it serially.
+TEST_JOBS ?= auto
 test: venv
-	HWLENET_DATA=$(DATA) $(BIN)/python -m pytest -q --durations=25
+	HWLENET_DATA=$(DATA) $(BIN)/python -m pytest -q --durations=25 \
+	  $(if $(filter 1,$(TEST_JOBS)),,-n $(TEST_JOBS) --dist loadfile)
 
 clean:
 	rm -rf $(DEMO) .pytest_cache

@@ -16,8 +16,8 @@ DEFAULT_CALIBRATION_IMAGES = 1000
 
 
 def load_model(name_or_path=DEFAULT_MODEL):
-    """A float LeNet-5: a shipped model by name (``lenet5-classic``, ``lenet5-relu``) or a
-    checkpoint written by ``hwlenet train``, in eval mode."""
+    """A float LeNet-5: a shipped model by name (``lenet5-classic``, ``lenet5-classic-fc``,
+    ``lenet5-relu``) or a checkpoint written by ``hwlenet train``, in eval mode."""
     return resolve_model(name_or_path)[0]
 
 
@@ -47,6 +47,10 @@ def quantize(model=DEFAULT_MODEL, calibration_images=None, *, bits=8, weight_bit
     if isinstance(model, str) or hasattr(model, "__fspath__"):
         float_model, meta, label = resolve_model(str(model))
         provenance = {"model": label, "model_meta": meta}
+        if options.get("config") is None:
+            from .quant.qat import config_from_checkpoint
+
+            options["config"] = config_from_checkpoint(meta) or None
     else:
         float_model, provenance = model, {"model": type(model).__name__}
     if calibration_images is None:
@@ -66,7 +70,8 @@ def simulate(qmodel, images, trace=False):
     Returns
     -------
     hwlenet.sim.SimulationResult
-        ``logits`` (integers), ``classes`` and, with ``trace``, every layer's outputs.
+        ``logits`` (integers: the reduced penalties for an RBF output, whose class is their
+        argmin), ``classes`` and, with ``trace``, every layer's outputs.
     """
     from .quant.artifact import load_artifact
     from .sim import simulate as run

@@ -1,5 +1,9 @@
 """Self-describing float checkpoints and the shipped pretrained models.
 
+Shipped: ``lenet5-classic`` (LeNet-5 as published, with the Euclidean RBF output),
+``lenet5-classic-fc`` (the same network with a fully connected output layer) and
+``lenet5-relu`` (the modern variant).
+
 A checkpoint is a ``torch.save`` file holding a dict: ``format`` (``"hwlenet-checkpoint"``),
 ``version``, ``arch``, ``state_dict`` and ``meta`` (training metadata: epochs, training-set size,
 test accuracy, seed, command). Loading checks every part and never unpickles arbitrary objects.
@@ -26,7 +30,8 @@ __all__ = [
 
 CHECKPOINT_FORMAT = "hwlenet-checkpoint"
 CHECKPOINT_VERSION = 1
-SHIPPED_MODELS = {"lenet5-classic": "lenet5-classic.pt", "lenet5-relu": "lenet5-relu.pt"}
+SHIPPED_MODELS = {"lenet5-classic": "lenet5-classic.pt",
+                  "lenet5-classic-fc": "lenet5-classic-fc.pt", "lenet5-relu": "lenet5-relu.pt"}
 DEFAULT_MODEL = "lenet5-classic"
 
 
@@ -101,7 +106,8 @@ def load_checkpoint(path):
 
 
 def shipped_path(name):
-    """The file of a shipped model, by name (``lenet5-classic`` or ``lenet5-relu``)."""
+    """The file of a shipped model, by name (``lenet5-classic``, ``lenet5-classic-fc`` or
+    ``lenet5-relu``)."""
     return Path(str(resources.files("hwlenet") / "pretrained" / SHIPPED_MODELS[name]))
 
 

@@ -185,7 +185,8 @@ def train(arch, data_dir, epochs, seed, batch_size, lr, out, json_path):
 def evaluate(model, data_dir, limit, json_path):
     """Float accuracy of MODEL on the MNIST test set.
 
-    MODEL is a checkpoint path or a shipped model: lenet5-classic (default) or lenet5-relu.
+    MODEL is a checkpoint path or a shipped model: lenet5-classic (default, with the paper's
+    RBF output), lenet5-classic-fc or lenet5-relu.
     """
     from .checkpoint import resolve_model
     from .train import evaluate_model
@@ -231,7 +232,8 @@ def quantize(model, bits, weight_bits, act_bits, config_path, rounding, overflow
              calib_method, percentile, data_dir, out, json_path):
     """Quantize MODEL to fixed point and write the artifact every later stage obeys.
 
-    MODEL is a checkpoint path or a shipped model: lenet5-classic (default) or lenet5-relu.
+    MODEL is a checkpoint path or a shipped model: lenet5-classic (default, with the paper's
+    RBF output), lenet5-classic-fc or lenet5-relu.
     """
     from .checkpoint import resolve_model
     from .quant.artifact import save_artifact
@@ -247,6 +249,10 @@ def quantize(model, bits, weight_bits, act_bits, config_path, rounding, overflow
         check_writable(json_path, "--json")
     config = load_config(config_path)
     float_model, meta, label = resolve_model(model)
+    if config_path is None:
+        from .quant.qat import config_from_checkpoint
+
+        config = config_from_checkpoint(meta)  # a QAT checkpoint's formats, else {}
     check_config(config, float_model, config_path)
     train_split = load_split("train", data_dir, calib)
     echo_data(("training", train_split))
@@ -261,10 +267,20 @@ def quantize(model, bits, weight_bits, act_bits, config_path, rounding, overflow
             raise
         raise HwlenetError(f"{error} (with --config {config_path})") from None
     save_artifact(qmodel, out, option="--out")
-    click.echo(f"{label}: W{weight_bits}A{act_bits} {rounding}/{overflow}, calibrated on "
-               f"{len(train_split)} training images; wrote {out}")
+    if config_path is None and config:
+        widths = f"the widths QAT recorded in it (not --bits), {rounding}/{overflow}"
+    else:
+        widths = f"W{weight_bits}A{act_bits} {rounding}/{overflow}"
+        if config_path is not None:
+            widths += f" where --config {config_path} sets no format"
+    click.echo(f"{label}: {widths}, calibrated on {len(train_split)} training images; "
+               f"wrote {out}")
     for layer in qmodel.layers:
-        if layer.has_weights:
+        if layer.is_rbf:
+            click.echo(f"  {layer.name:4} RBF: {layer.codes.shape[0]} codes of "
+                       f"{layer.codes.shape[1]}, weights -2c {layer.weight_format}  penalties "
+                       f"{layer.output_format}  acc {layer.accumulator_width} bits; class = argmin")
+        elif layer.has_weights:
             click.echo(f"  {layer.name:4} w {layer.weight_format}  out {layer.output_format}  "
                        f"acc {layer.accumulator_width} bits")
     write_json(json_path, {"artifact": str(out), "model": label, **qmodel.manifest()}, "--json")
@@ -292,6 +308,10 @@ def simulate(qmodel, data_dir, limit, json_path, plot_path):
     click.echo(f"{qmodel} ({artifact.arch}) on {report['images']} test images: float accuracy "
                f"{report['float_accuracy']:.4f}, fixed accuracy {report['fixed_accuracy']:.4f}, "
                f"agreement {report['agreement']:.4f}")
+    if report["output_rule"] == "argmin":
+        last = artifact.layers[-1]
+        click.echo(f"  output: RBF penalties P = {last.weight.shape[1]}*2^{last.acc_frac} - "
+                   f"2 c.X ({last.output_format}), class = argmin, lowest index on ties")
     for row in report["layers"]:
         click.echo(f"  {row['name']:4} SQNR {row['sqnr_db']:6.2f} dB   max |error| "
                    f"{row['max_abs_error']:.4g}")
@@ -462,6 +482,13 @@ def cosim_lines(report):
     return lines
 
 
+def _fault_role(fault):
+    """A fault's memory role, naming the RBF codes when the RBF layer's weights are hit."""
+    if fault.get("layer_kind") == "rbf" and fault["role"] == "weights":
+        return "RBF code weights"
+    return fault["role"]
+
+
 @main.command()
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option("--faults", type=click.IntRange(min=1), default=50, show_default=True,
@@ -497,7 +524,7 @@ def faultcheck(directory, faults, seed, jobs, simulator, json_path):
     for fault in report["faults"]:
         if fault["status"] == "missed":
             click.echo(f"  missed: {fault['memory']}[{fault['address']}] bit {fault['bit']} "
-                       f"({fault['layer']} {fault['role']}): {fault['reason']}")
+                       f"({fault['layer']} {_fault_role(fault)}): {fault['reason']}")
     if summary["missed"]:
         sys.exit(EXIT_MISMATCH)
 
@@ -556,3 +583,82 @@ def report(directory, out):
     for note in notes:
         click.echo(f"report: not shown: {note}", err=True)
     click.echo(str(path))
+
+
+@main.command()
+@click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
+@click.option("--scheduler", default=None,
+              help="address of a running Dask scheduler, e.g. tcp://HOST:8786 (default: start "
+                   "a local cluster)")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="worker processes of the local cluster (default: one per CPU)")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="explore",
+              show_default=True,
+              help="folder of the results and of every stage's cached result")
+@data_dir_option
+@json_option
+def explore(spec_path, scheduler, workers, out_dir, data_dir, json_path):
+    """Sweep the design space of SPEC (YAML or JSON) on a Dask cluster.
+
+    Every stage of every point (quantize, simulate, emit, co-simulate, synthesize) is one task;
+    results are cached under --out, so a re-run computes only what is missing. Writes
+    results.csv, results.json and pareto.png into --out. Exits with status 1 when a point
+    fails, is not bit-exact or does not take the predicted cycles.
+    """
+    from pathlib import Path
+
+    from .explore import load_spec, start_client, sweep_data, write_results
+    from .explore import explore as run_sweep
+
+    spec = load_spec(spec_path)
+    check_writable(out_dir, "--out", directory=True)
+    if json_path:
+        check_writable(json_path, "--json")
+    data, splits = sweep_data(spec, data_dir)
+    echo_data(("calibration", splits["train"]), ("test", splits["test"]))
+    client, cluster = start_client(scheduler, workers)
+    try:
+        click.echo(f"explore: {len(spec.points())} points on "
+                   f"{_plural(len(client.scheduler_info()['workers']), 'worker')}; dashboard "
+                   f"{client.dashboard_link}", err=True)
+        summary = run_sweep(spec, out_dir, data, client)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    paths = write_results(summary, Path(out_dir))
+    write_json(json_path, summary, "--json")
+    for line in explore_lines(summary):
+        click.echo(line)
+    click.echo(f"table: {paths['csv']}  plot: {paths['plot']}")
+    bad = [row for row in summary["rows"]
+           if row["error"] or row["bit_exact"] is False or row["cycles_exact"] is False]
+    if bad:
+        sys.exit(EXIT_MISMATCH)
+
+
+def explore_lines(summary):
+    """The sweep's table as text lines, then what was computed and what came from the cache."""
+    lines = [f"{'model':16} {'precision':12} {'array':6} {'target':9} {'accuracy':>8} "
+             f"{'exact':>5} {'cycles/img':>10} {'LUTs':>6} {'Fmax':>6} {'img/s':>7}"]
+    for row in summary["rows"]:
+        def cell(name, spec, width):
+            value = row[name]
+            return f"{'-':>{width}}" if value is None else f"{value:{spec}}"
+        exact = "-" if row["bit_exact"] is None else ("yes" if row["bit_exact"] else "NO")
+        lines.append(f"{row['model']:16} {row['precision']:12} {row['array'] or '-':6} "
+                     f"{row['target'] or '-':9} {cell('accuracy', '8.2%', 8)} {exact:>5} "
+                     f"{cell('cycles_per_image', '10.1f', 10)} {cell('luts', '6d', 6)} "
+                     f"{cell('fmax_mhz', '6.1f', 6)} {cell('images_per_second', '7.0f', 7)}")
+        if row["error"]:
+            lines.append(f"  error: {row['error']}")
+    lines.append(f"{summary['tasks']} tasks: {summary['computed']} computed, "
+                 f"{summary['cached']} from the cache, in {summary['seconds']:.1f} s on "
+                 f"{_plural(summary['workers'], 'worker')}")
+    return lines
+
+
+from .cli_lowbit import autotune_command, qat_command  # noqa: E402
+
+main.add_command(qat_command)
+main.add_command(autotune_command)

@@ -1,12 +1,17 @@
-"""The two float LeNet-5 architectures.
+"""The float LeNet-5 architectures.
 
-Both take a batch of raw pixels, shape ``(N, 1, 28, 28)``, as floats in ``[0, 255]``, and return
-10 logits. The normalisation ``(pixel / 255 - MNIST_MEAN) / MNIST_STD`` is part of the model, and
-padding is applied to raw pixels (value 0, the background), so the quantizer can fold the whole
-input normalisation into the first convolution exactly.
+Each takes a batch of raw pixels, shape ``(N, 1, 28, 28)``, as floats in ``[0, 255]``, and
+returns 10 scores whose argmax is the class (logits; for the classic model, whose output is the
+paper's Euclidean RBF layer, the negated penalties ``-y_i``). The normalisation
+``(pixel / 255 - MNIST_MEAN) / MNIST_STD`` is part of the model, and padding is applied to raw
+pixels (value 0, the background), so the quantizer can fold the whole input normalisation into
+the first convolution exactly.
 
 ``forward_trace`` returns every layer's output by the names the quantized artifact uses, so the
-fixed-point simulator can be compared with the float model layer by layer.
+fixed-point simulator can be compared with the float model layer by layer. For the RBF layer
+that output is the *reduced penalty* ``84 - 2 sum_j w_ij x_j``, which the artifact computes: it
+differs from the penalty ``y_i = sum_j (x_j - w_ij)^2`` by ``sum_j x_j^2``, the same for every
+class, so its argmin is the same class.
 """
 
 from collections import OrderedDict
@@ -15,14 +20,20 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .rbf_codes import rbf_codes
+
 __all__ = [
     "ARCHITECTURES",
     "C3_CONNECTIONS",
     "MNIST_MEAN",
     "MNIST_STD",
+    "RBF_MAP_J",
     "LeNet5Classic",
+    "LeNet5ClassicFC",
     "LeNet5Relu",
+    "RbfOutput",
     "build_model",
+    "map_loss",
     "scaled_tanh",
 ]
 
@@ -31,6 +42,12 @@ MNIST_STD = 0.3081
 
 TANH_AMPLITUDE = 1.7159
 TANH_SLOPE = 2.0 / 3.0
+
+#: The constant j of the paper's MAP criterion (see map_loss). Wrong classes are pushed up only
+#: while their penalty is below about j; when F6 outputs the correct code exactly, every wrong
+#: penalty is 4 d >= 84 (d >= 21 the codes' Hamming distance), far above it. The shipped
+#: lenet5-classic was trained with j = 10.
+RBF_MAP_J = 10.0
 
 # LeCun et al. 1998, Table I: which S2 maps (the set) feed each of the 16 C3 maps.
 C3_CONNECTIONS = (
@@ -91,15 +108,57 @@ class PartialConv(nn.Module):
         return F.conv2d(x, self.full_weight(), self.bias)
 
 
+class RbfOutput(nn.Module):
+    """LeNet-5's output: ten Euclidean radial basis function units with fixed +-1 codes.
+
+    Unit ``i`` computes the penalty ``y_i = sum_j (x_j - w_ij)^2`` of F6's outputs ``x`` against
+    code ``w_i`` (:func:`hwlenet.rbf_codes.rbf_codes`, digit ``i``'s 7x12 bitmap); the class is
+    ``argmin_i y_i``. The codes are a buffer, not a parameter: never trained, and not stored in
+    checkpoints (they are part of the architecture).
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("codes", torch.from_numpy(rbf_codes()).float(), persistent=False)
+
+    @property
+    def out_features(self):
+        return self.codes.shape[0]
+
+    def penalties(self, x):
+        """The exact penalties ``y``, shape ``(N, 10)``, of F6 outputs ``x`` ``(N, 84)``."""
+        return (x.unsqueeze(1) - self.codes).square().sum(-1)
+
+    def forward(self, x):
+        """The reduced penalties ``84 - 2 x . w_i`` = ``y_i - sum_j x_j^2`` (same argmin)."""
+        return self.codes.shape[1] - 2 * x @ self.codes.T
+
+
+def map_loss(penalties, labels, j=RBF_MAP_J):
+    """The paper's maximum a posteriori criterion, averaged over the batch.
+
+    ``E = mean_p( y_Dp + log(exp(-j) + sum_i exp(-y_i)) )`` with ``y`` the exact penalties
+    ``(N, 10)`` and ``D_p`` the labels; the second term pushes the wrong classes' penalties up
+    (until they exceed about ``j``), computed stably with ``logsumexp``.
+    """
+    correct = penalties.gather(1, labels.view(-1, 1)).squeeze(1)
+    rubbish = penalties.new_full((penalties.shape[0], 1), float(j))
+    competition = torch.logsumexp(-torch.cat([rubbish, penalties], 1), 1)
+    return (correct + competition).mean()
+
+
 class LeNet5Classic(nn.Module):
-    """LeNet-5 as in LeCun et al. 1998 (60,850 parameters), with a fully connected output layer.
+    """LeNet-5 as in LeCun et al. 1998: 60,000 trainable parameters and the Euclidean RBF output.
 
     32x32 input (28x28 padded by 2); C1 6@5x5; S2 trainable subsampling; C3 16@5x5 partially
-    connected; S4 subsampling; C5 120@5x5; F6 84; output 10. The scaled tanh follows C1, S2, C3,
-    S4, C5 and F6.
+    connected; S4 subsampling; C5 120@5x5; F6 84; output: ten RBF units (:class:`RbfOutput`,
+    840 fixed code values). The scaled tanh follows C1, S2, C3, S4, C5 and F6. ``forward``
+    returns the negated exact penalties ``-y`` (argmax = class); :meth:`penalties` the penalties,
+    trained with :func:`map_loss`.
     """
 
     arch = "classic"
+    output_rule = "argmin"
     trace_names = ("c1", "s2", "c3", "s4", "c5", "f6", "out")
 
     def __init__(self):
@@ -110,7 +169,10 @@ class LeNet5Classic(nn.Module):
         self.s4 = Subsampling(16)
         self.c5 = nn.Conv2d(16, 120, 5)
         self.f6 = nn.Linear(120, 84)
-        self.out = nn.Linear(84, 10)
+        self.out = self._output_layer()
+
+    def _output_layer(self):
+        return RbfOutput()
 
     def forward_trace(self, pixels, pre_activations=None):
         """Every layer's output (after its activation), keyed by layer name, in order.
@@ -134,6 +196,24 @@ class LeNet5Classic(nn.Module):
         trace["out"] = self.out(x)
         return trace
 
+    def penalties(self, pixels):
+        """The exact RBF penalties ``y`` ``(N, 10)``; the class is their argmin."""
+        return self.out.penalties(self.forward_trace(pixels)["f6"])
+
+    def forward(self, pixels):
+        return -self.penalties(pixels)
+
+
+class LeNet5ClassicFC(LeNet5Classic):
+    """The classic model with a fully connected 84-10 output layer instead of the RBF units
+    (60,850 trainable parameters); ``forward`` returns its logits."""
+
+    arch = "classic-fc"
+    output_rule = "argmax"
+
+    def _output_layer(self):
+        return nn.Linear(84, 10)
+
     def forward(self, pixels):
         return self.forward_trace(pixels)["out"]
 
@@ -145,6 +225,7 @@ class LeNet5Relu(nn.Module):
     """
 
     arch = "relu"
+    output_rule = "argmax"
     trace_names = ("c1", "p1", "c3", "p2", "fc1", "fc2", "out")
 
     def __init__(self, *, maps=(6, 16), hidden=(120, 84), classes=10):
@@ -185,11 +266,12 @@ class LeNet5Relu(nn.Module):
         return self.forward_trace(pixels)["out"]
 
 
-ARCHITECTURES = {"classic": LeNet5Classic, "relu": LeNet5Relu}
+ARCHITECTURES = {"classic": LeNet5Classic, "classic-fc": LeNet5ClassicFC, "relu": LeNet5Relu}
 
 
 def build_model(arch):
-    """A freshly initialised float model of architecture ``arch`` (``classic`` or ``relu``)."""
+    """A freshly initialised float model of architecture ``arch`` (``classic``, ``classic-fc``
+    or ``relu``)."""
     from .errors import HwlenetError
 
     try:

@@ -8,9 +8,9 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from .errors import HwlenetError
-from .models import build_model
+from .models import RBF_MAP_J, build_model, map_loss
 
-__all__ = ["augment", "evaluate_model", "predict", "train_model"]
+__all__ = ["augment", "evaluate_model", "predict", "train_loss", "train_model"]
 
 
 def augment(pixels, generator, max_degrees=12.0, max_scale=0.12, max_shift=2.5):
@@ -34,7 +34,8 @@ def augment(pixels, generator, max_degrees=12.0, max_scale=0.12, max_shift=2.5):
 
 @torch.no_grad()
 def predict(model, images, batch_size=1000):
-    """Float logits of ``model`` for uint8 images ``(N, 28, 28)``, as a numpy array ``(N, 10)``."""
+    """Float scores of ``model`` for uint8 images ``(N, 28, 28)``, as a numpy array ``(N, 10)``:
+    logits, or for an RBF output the negated penalties; their argmax is the class."""
     model.eval()
     outputs = []
     for start in range(0, len(images), batch_size):
@@ -49,11 +50,21 @@ def evaluate_model(model, split):
     return float((logits.argmax(1) == split.labels).mean()) if len(split) else float("nan")
 
 
+def train_loss(model, pixels, labels):
+    """The training criterion of ``model`` on a batch: the paper's MAP criterion
+    (:func:`hwlenet.models.map_loss`, ``j`` = ``RBF_MAP_J``) on the penalties of a model whose
+    output rule is ``argmin`` (the RBF output), cross-entropy on the logits otherwise."""
+    if model.output_rule == "argmin":
+        return map_loss(model.penalties(pixels), labels)
+    return F.cross_entropy(model(pixels), labels)
+
+
 def train_model(arch, train, test=None, epochs=40, seed=0, batch_size=64, lr=2e-3,
                 progress=True):
     """Train a fresh model of ``arch`` on ``train`` with augmentation; reproducible per seed.
 
-    Adam with a one-cycle learning-rate schedule; augmentation by :func:`augment`.
+    Adam with a one-cycle learning-rate schedule; augmentation by :func:`augment`; the loss is
+    :func:`train_loss` (the MAP criterion for the classic model's RBF output).
 
     Returns
     -------
@@ -83,7 +94,7 @@ def train_model(arch, train, test=None, epochs=40, seed=0, batch_size=64, lr=2e-
             for start in range(0, len(train), batch_size):
                 index = order[start : start + batch_size]
                 batch = augment(images[index], generator)
-                loss = F.cross_entropy(model(batch), labels[index])
+                loss = train_loss(model, batch, labels[index])
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
@@ -92,7 +103,8 @@ def train_model(arch, train, test=None, epochs=40, seed=0, batch_size=64, lr=2e-
             bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
     model.eval()
     meta = {"arch": arch, "epochs": epochs, "seed": seed, "batch_size": batch_size, "lr": lr,
-            "train_images": len(train)}
+            "train_images": len(train),
+            "loss": f"map (j={RBF_MAP_J:g})" if model.output_rule == "argmin" else "cross-entropy"}
     if test is not None:
         meta["test_images"] = len(test)
         meta["test_accuracy"] = evaluate_model(model, test)

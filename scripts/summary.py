@@ -20,6 +20,9 @@ def main():
     print(f"float accuracy       {evaluate['accuracy']:.2%} on {evaluate['images']} test images")
     print(f"fixed-point accuracy {simulate['fixed_accuracy']:.2%} "
           f"(agreement with float {simulate['agreement']:.2%})")
+    output = ("Euclidean RBF penalties, class = argmin" if simulate.get("output_rule") == "argmin"
+              else "logits, class = argmax")
+    print(f"output layer         {output}")
     print(f"RTL ({model['array']} systolic array) on {cosim['simulator']}: {cosim['images']} "
           f"images, {cosim['mismatches']} mismatches -> "
           f"{'bit-exact' if cosim['bit_exact'] else 'MISMATCH'}")

@@ -6,7 +6,7 @@ from hwlenet.checkpoint import SHIPPED_MODELS, load_checkpoint, resolve_model, s
 from hwlenet.models import build_model
 
 
-@pytest.mark.parametrize("arch", ["classic", "relu"])
+@pytest.mark.parametrize("arch", ["classic", "classic-fc", "relu"])
 def test_round_trip(tmp_path, arch):
     torch.manual_seed(1)
     model = build_model(arch)
@@ -62,6 +62,17 @@ def test_rejects_mismatched_tensors(saved):
         load_checkpoint(saved)
 
 
+def test_fc_and_rbf_classic_checkpoints_do_not_mix(tmp_path):
+    """An FC-output classic checkpoint is not an RBF one: its output weights have no place in
+    the RBF model, whose codes come from the code, never from a file."""
+    path = tmp_path / "fc.pt"
+    save_checkpoint(build_model("classic-fc"), path, {})
+    rewrite(path, arch="classic")
+    with pytest.raises(HwlenetError, match=r"do not fit 'classic' \(missing \[\], extra "
+                                           r"\['out.bias', 'out.weight'\]\)"):
+        load_checkpoint(path)
+
+
 def test_rejects_wrong_shape(saved):
     payload = torch.load(saved, weights_only=True)
     payload["state_dict"]["c1.weight"] = torch.zeros(6, 1, 3, 3)
@@ -85,7 +96,8 @@ def test_shipped_models_load_with_metadata(name):
     assert label == name
     assert model.arch == name.removeprefix("lenet5-")
     assert meta["train_images"] == 10000 and meta["test_images"] == 10000
-    assert meta["command"].startswith("hwlenet train")
+    assert meta["command"].startswith(f"hwlenet train --arch {model.arch} ")
+    assert meta["test_accuracy"] >= (0.987 if model.arch == "classic" else 0.98)
 
 
 def test_default_model_is_classic():

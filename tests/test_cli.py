@@ -25,7 +25,8 @@ def test_help_lists_commands():
         assert command in result.output
 
 
-@pytest.mark.parametrize("name,floor", [("lenet5-classic", 0.95), ("lenet5-relu", 0.95)])
+@pytest.mark.parametrize("name,floor", [("lenet5-classic", 0.95), ("lenet5-classic-fc", 0.95),
+                                        ("lenet5-relu", 0.95)])
 def test_evaluate_json(tmp_path, data_dir, name, floor):
     out = tmp_path / "e.json"
     result = run("evaluate", name, "--data-dir", data_dir, "--limit", 300, "--json", out)
@@ -138,7 +139,25 @@ def test_quantize_then_simulate(tmp_path, data_dir):
     assert payload["images"] == 200
     assert {"float_accuracy", "fixed_accuracy", "agreement"} <= set(payload)
     assert [row["name"] for row in payload["layers"]][-1] == "out"
+    assert payload["output_rule"] == "argmax" and payload["output"] == "logits"
     assert plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_classic_reports_rbf_penalties(tmp_path, data_dir):
+    """The classic model's artifact ends in the RBF layer: quantize says so, simulate reports
+    penalties and the argmin rule, and 8 bits stay within 0.1 point of float on 300 images."""
+    artifact, report = tmp_path / "q.npz", tmp_path / "s.json"
+    result = run("quantize", "lenet5-classic", "--calib", 200, "--data-dir", data_dir,
+                 "--out", artifact)
+    assert result.exit_code == 0, result.output
+    assert "out  RBF: 10 codes of 84, weights -2c s3.0" in result.output
+    assert "class = argmin" in result.output
+    result = run("simulate", artifact, "--data-dir", data_dir, "--limit", 300, "--json", report)
+    assert result.exit_code == 0, result.output
+    assert "output: RBF penalties P = 84*2^6 - 2 c.X (s16.6" in result.output
+    payload = json.loads(report.read_text())
+    assert payload["output_rule"] == "argmin" and payload["output"] == "penalties"
+    assert payload["fixed_accuracy"] >= payload["float_accuracy"] - 0.001
 
 
 def test_train_tiny(tmp_path, data_dir):

@@ -15,7 +15,7 @@ rng = np.random.default_rng(0)
 CALIBRATION = rng.integers(0, 256, (64, 28, 28), dtype=np.uint8)
 
 
-@pytest.fixture(scope="module", params=["lenet5-classic", "lenet5-relu"])
+@pytest.fixture(scope="module", params=["lenet5-classic", "lenet5-classic-fc", "lenet5-relu"])
 def quantized(request):
     model = resolve_model(request.param)[0]
     return model, quantize_model(model, CALIBRATION, provenance={"model": request.param})
@@ -75,12 +75,19 @@ def test_provenance(quantized):
 
 
 def test_config_overrides_a_layer(quantized):
+    """The last layer with weights of its own takes the config (F6 for the classic model,
+    whose RBF output then follows F6's output format)."""
     model, _ = quantized
-    config = {"layers": {"out": {"weight": {"width": 6}, "output": {"width": 20, "frac": 12}}}}
+    name = "f6" if model.output_rule == "argmin" else "out"
+    config = {"layers": {name: {"weight": {"width": 6}, "output": {"width": 20, "frac": 12}}}}
     qmodel = quantize_model(model, CALIBRATION, config=config)
-    out = qmodel.layer("out")
-    assert out.weight_format.width == 6 and np.abs(out.weight).max() <= 31
-    assert (out.output_format.width, out.output_format.frac) == (20, 12)
+    layer = qmodel.layer(name)
+    assert layer.weight_format.width == 6 and np.abs(layer.weight).max() <= 31
+    assert (layer.output_format.width, layer.output_format.frac) == (20, 12)
+    out = qmodel.layers[-1]
+    if out.is_rbf:
+        assert out.input_format == layer.output_format and out.acc_frac == 12
+        assert out.accumulator_width == (84 * 2**12 + 2 * 84 * 2**19).bit_length() + 1
 
 
 def test_percentile_calibration_gives_no_fewer_fraction_bits(quantized):

@@ -5,9 +5,14 @@ from amaranth.sim import Simulator
 from hwlenet.rtl.streamer import ResultStreamer
 
 
+def best(row, rule):
+    """The class of one slot's values under the plan's output rule (lowest index on ties)."""
+    return int(np.argmin(row) if rule == "argmin" else np.argmax(row))
+
+
 def random_batch(plan, rng, count):
-    """Logits for ``count`` slots drawn from a few levels of the logit format (its extremes
-    among them) so that tied maxima are common."""
+    """Logits (or RBF penalties) for ``count`` slots drawn from a few levels of the logit format
+    (its extremes among them) so that tied maxima and minima are common."""
     fmt = plan.logit_format
     levels = [fmt.min_int, fmt.max_int, *rng.integers(fmt.min_int, fmt.max_int, 2)]
     logits = rng.choice(levels, size=(count, plan.classes))
@@ -75,11 +80,12 @@ def run_batches(plan, batches, rng):
 
 
 @pytest.mark.parametrize("name,rows,cols", [("lenet5-relu", 4, 4), ("lenet5-classic", 3, 8),
-                                            ("lenet5-relu", 8, 16)])
+                                            ("lenet5-relu", 8, 16), ("lenet5-classic-fc", 2, 5)])
 def test_results_per_slot_in_order(plans, name, rows, cols):
     """Batches of every size (partial, full, a single image), stored in index order or with
     index 0 first and the rest shuffled, finished with or after the last store: one beat per
-    image, slot 0 first, with its logits and label (``np.argmax``: lowest index on ties), held
+    image, slot 0 first, with its logits and label (``np.argmax``, or ``np.argmin`` for the
+    classic model's RBF penalties: lowest index on ties), held
     while not taken; ``busy`` (and ``valid``) from the cycle after ``finish`` until the last
     beat is taken, and nothing sent otherwise."""
     plan = plans(name, rows, cols)
@@ -103,7 +109,7 @@ def test_results_per_slot_in_order(plans, name, rows, cols):
         assert len(batch_beats) == len(logits)
         for slot, (number, beat) in enumerate(batch_beats):
             assert beat["logits"] == [int(v) for v in logits[slot]], (number, slot)
-            assert beat["label"] == int(np.argmax(logits[slot])), (number, slot)
+            assert beat["label"] == best(logits[slot], plan.output_rule), (number, slot)
         taken = batch_beats[-1][0]
         # busy exactly from the cycle after finish to the cycle the last beat is taken
         for number in range(finish - 1, min(taken + 3, len(cycles))):
@@ -117,7 +123,11 @@ def test_results_per_slot_in_order(plans, name, rows, cols):
     assert position == len(beats)
     assert all(cycle["valid"] == cycle["busy"] for cycle in cycles)
     assert not any(cycle["busy"] for cycle in cycles if cycle["stored"])
-    # back-pressure and ties at the maximum (not all at index 0) were exercised
+    # back-pressure and ties at the best value (not all at index 0) were exercised, and the
+    # rule mattered: argmax and argmin disagree on some slot
+    assert plan.output_rule == ("argmin" if name == "lenet5-classic" else "argmax")
     assert any(cycle["valid"] and not cycle["ready"] for cycle in cycles)
-    assert any(np.count_nonzero(row == row.max()) > 1 and np.argmax(row) > 0
+    extreme = np.min if plan.output_rule == "argmin" else np.max
+    assert any(np.count_nonzero(row == extreme(row)) > 1 and best(row, plan.output_rule) > 0
                for logits, _, _ in batches for row in logits)
+    assert any(np.argmin(row) != np.argmax(row) for logits, _, _ in batches for row in logits)

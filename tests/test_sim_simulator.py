@@ -12,6 +12,7 @@ from hwlenet.sim import compare_with_float, reference_forward, simulate
 CALIBRATION = np.random.default_rng(11).integers(0, 256, (64, 28, 28), dtype=np.uint8)
 VARIANTS = {
     "classic-8": ("lenet5-classic", 8, "half_up", "saturate"),
+    "classic-fc-8": ("lenet5-classic-fc", 8, "half_up", "saturate"),
     "relu-8": ("lenet5-relu", 8, "half_up", "saturate"),
     "classic-5-even-wrap": ("lenet5-classic", 5, "half_even", "wrap"),
     "relu-4-floor-wrap": ("lenet5-relu", 4, "floor", "wrap"),
@@ -33,8 +34,9 @@ def random_images(seed, count):
                            np.full((1, 28, 28), 255, np.uint8)])
 
 
-def lowest_argmax(row):
-    best = max(row)
+def lowest_best(row, rule="argmax"):
+    """The class of one image's outputs under ``rule``, lowest index on ties."""
+    best = max(row) if rule == "argmax" else min(row)
     return min(index for index, value in enumerate(row) if value == best)
 
 
@@ -47,7 +49,7 @@ def check_against_reference(qmodel, images):
             np.testing.assert_array_equal(result.trace[layer.name][index], want,
                                           err_msg=f"layer {layer.name} image {index}")
         np.testing.assert_array_equal(result.logits[index], expected[-1])
-        assert result.classes[index] == lowest_argmax(expected[-1].tolist())
+        assert result.classes[index] == lowest_best(expected[-1].tolist(), qmodel.output_rule)
     return result
 
 
@@ -62,13 +64,15 @@ def test_whole_network_matches_reference(variant):
     ("out", "output", "widest left"), ("c1", "pre", 64), ("c3", "pre", 63),
 ])
 def test_extreme_configured_shifts_match_reference(layer_name, key, shift):
-    """A config may push a layer's requantization shift to the ends of the accepted range."""
-    qmodel = quantized("classic-8")
+    """A config may push a layer's requantization shift to the ends of the accepted range (the
+    fully connected output: the RBF output takes no config)."""
+    variant = "classic-fc-8" if layer_name == "out" else "classic-8"
+    qmodel = quantized(variant)
     layer = qmodel.layer(layer_name)
     if shift == "widest left":
         shift = layer.accumulator_width - 63
     config = {"layers": {layer_name: {key: {"frac": layer.acc_frac - shift}}}}
-    extreme = quantized("classic-8", config)
+    extreme = quantized(variant, config)
     assert extreme.layer(layer_name).requant_shift == shift
     check_against_reference(extreme, random_images(abs(shift), 3))
 
@@ -78,7 +82,8 @@ def test_extreme_configured_shifts_match_reference(layer_name, key, shift):
     ("out", "bias", 65),
 ])
 def test_configured_shifts_beyond_the_range_are_refused(layer_name, key, beyond):
-    qmodel = quantized("classic-8")
+    variant = "classic-fc-8" if layer_name == "out" else "classic-8"
+    qmodel = quantized(variant)
     layer = qmodel.layer(layer_name)
     if beyond == "one past widest left":
         frac, message = layer.acc_frac + 64 - layer.accumulator_width, "left by"
@@ -89,10 +94,10 @@ def test_configured_shifts_beyond_the_range_are_refused(layer_name, key, beyond)
     if abs(frac) > MAX_FRAC:  # refused as a format before any shift is derived
         message = f"frac must be an integer from {-MAX_FRAC} to {MAX_FRAC}, not {frac}"
     with pytest.raises(HwlenetError, match=message):
-        quantized("classic-8", {"layers": {layer_name: {key: {"frac": frac}}}})
+        quantized(variant, {"layers": {layer_name: {key: {"frac": frac}}}})
 
 
-@pytest.mark.parametrize("variant", ["classic-8", "relu-8"])
+@pytest.mark.parametrize("variant", ["classic-fc-8", "relu-8"])
 @pytest.mark.parametrize("logits,expected", [
     ([3] * 10, 0),
     ([0, 5, 1, 5, 5, 0, 0, 0, 0, 5], 1),
@@ -110,6 +115,36 @@ def test_tied_logits_give_the_lowest_index(variant, logits, expected):
     result = simulate(qmodel, random_images(5, 6))
     np.testing.assert_array_equal(result.logits, np.tile(logits, (len(result.logits), 1)))
     np.testing.assert_array_equal(result.classes, np.full(len(result.classes), expected))
+
+
+@pytest.mark.parametrize("variant", ["classic-8", "classic-5-even-wrap"])
+@pytest.mark.parametrize("pair", [(2, 7), (6, 9), (0, 8)])
+def test_tied_penalties_give_the_lowest_index(variant, pair):
+    """RBF output: with F6 forced to t (c_a + c_b) / 2 (zero weights, biases chosen through the
+    table), codes a and b tie for the smallest penalty and the class is the lower index."""
+    qmodel = copy.deepcopy(quantized(variant))
+    assert qmodel.output_rule == "argmin"
+    f6, out = qmodel.layer("f6"), qmodel.layers[-1]
+    pre = f6.pre_format
+    values = {}  # table value -> the index nearest 0 that gives it
+    for position, value in enumerate(f6.lut.tolist()):
+        index = position + pre.min_int
+        if value not in values or abs(index) < abs(values[value]):
+            values[value] = index
+    t = min(v for v in values if v > 0 and -v in values)
+    target = (out.codes[pair[0]] + out.codes[pair[1]]) // 2 * t
+    shift = f6.requant_shift - f6.bias_shift
+    assert shift >= 0
+    f6.weight = np.zeros_like(f6.weight)
+    f6.bias = np.array([values[int(v)] for v in target], dtype=np.int64) << shift
+    assert f6.bias_format.min_int <= f6.bias.min() and f6.bias.max() <= f6.bias_format.max_int
+    qmodel.validate()
+    result = simulate(qmodel, random_images(7, 3), trace=True)
+    np.testing.assert_array_equal(result.trace["f6"], np.tile(target, (5, 1)))
+    penalties = result.logits[0]
+    assert penalties[pair[0]] == penalties[pair[1]] == penalties.min()
+    assert np.count_nonzero(penalties == penalties.min()) == 2
+    np.testing.assert_array_equal(result.classes, np.full(5, min(pair)))
 
 
 @pytest.mark.parametrize("name", ["lenet5-classic", "lenet5-relu"])

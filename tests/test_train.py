@@ -2,7 +2,9 @@ import numpy as np
 import torch
 
 from hwlenet.data import MnistSplit
-from hwlenet.train import augment, train_model
+from hwlenet.models import build_model, map_loss
+from hwlenet.rbf_codes import rbf_codes
+from hwlenet.train import augment, train_loss, train_model
 
 
 def tiny_split(count=96, seed=0):
@@ -19,6 +21,25 @@ def test_training_is_reproducible_for_a_seed():
         torch.testing.assert_close(second.state_dict()[key], value, rtol=0, atol=0)
     assert not torch.equal(other.state_dict()["c1.weight"], first.state_dict()["c1.weight"])
     assert meta["train_images"] == 96 and meta["epochs"] == 1
+
+
+def test_rbf_codes_never_change_in_training():
+    """The 840 code values are fixed: training moves every parameter but not the codes, and
+    the MAP criterion is what the classic model trains on."""
+    torch.manual_seed(3)  # the initial weights train_model starts from with seed 3
+    initial = build_model("classic")
+    model, meta = train_model("classic", tiny_split(), epochs=1, seed=3, progress=False)
+    assert meta["loss"] == "map (j=10)"
+    torch.testing.assert_close(model.out.codes, torch.from_numpy(rbf_codes()).float(),
+                               rtol=0, atol=0)
+    assert not any(buffer.requires_grad for buffer in model.buffers())
+    assert all(not torch.equal(value, initial.state_dict()[key])
+               for key, value in model.state_dict().items()
+               if key.endswith("weight") or key.endswith("coefficient"))
+    pixels = torch.from_numpy(tiny_split(4).images).float().unsqueeze(1)
+    labels = torch.tensor([1, 2, 3, 4])
+    torch.testing.assert_close(train_loss(model, pixels, labels),
+                               map_loss(model.penalties(pixels), labels))
 
 
 def test_augment_keeps_shape_and_moves_pixels():

@@ -286,3 +286,54 @@ def test_cli_prints_the_campaign_and_writes_json(relu_export, tmp_path):
     summary = report["summary"]
     assert f"{summary['caught']} caught, {summary['missed']} missed" in result.output
     assert len(report["faults"]) == 3
+
+
+def test_rbf_code_flips_name_the_rbf_layer(classic_export, qmodels):
+    """A flip in the RBF layer's weights (its codes, stored as -2 c in the weight ROM's lanes)
+    names the layer ``out`` of kind ``rbf``, and no flip of them is statically hidden: the
+    penalties have no activation, rounding or saturation to absorb a change."""
+    qmodel = qmodels["lenet5-classic"]
+    out = qmodel.layer("out")
+    assert out.is_rbf
+    _, memory = _memory(classic_export, "weight_rom")
+    width = memory["lane_width"]
+    picks = [(0, 0, width - 1), (7, 83, 1), (9, 40, 0), (3, 12, 2)]
+    records = plan_faults(classic_export, sites=[_weight_site(classic_export, qmodel, "out", *pick)
+                                                 for pick in picks])
+    for record, (unit, k, bit) in zip(records, picks):
+        assert record["layer"] == "out" and record["layer_kind"] == "rbf"
+        assert record["role"] == "weights" and record["element"] == [unit, k]
+        assert record["original"] == -2 * int(out.codes[unit, k])
+        flipped = (record["original"] ^ (1 << bit)) & ((1 << width) - 1)
+        assert record["flipped"] == flipped - (flipped >> (width - 1) << width)
+        assert record["status"] is None
+    c1 = plan_faults(classic_export, sites=[_weight_site(classic_export, qmodel, "c1", 0, 0, 7)])
+    assert c1[0]["layer_kind"] == "conv"
+
+
+@pytest.fixture(scope="module")
+def classic_vectors_export(tmp_path_factory, qmodels, vector_images):
+    """The classic model (RBF output) on a 4x4 array with two test vectors."""
+    folder = tmp_path_factory.mktemp("faults-classic-rbf")
+    emit_verilog(qmodels["lenet5-classic"], folder, 4, 4, vector_images[:2])
+    return folder
+
+
+def test_rbf_code_flips_are_caught_in_the_rbf_layer(classic_vectors_export, qmodels,
+                                                    vector_images):
+    """Flipping a code's sign bit (-1 <-> +1 becomes -2 <-> 126 or 2 <-> -126 in the lane) or a
+    low bit changes the penalties of every vector whose F6 input is non-zero: the bench
+    catches it in ``out``, the RBF layer, and the numba replay agrees."""
+    qmodel = qmodels["lenet5-classic"]
+    _, memory = _memory(classic_vectors_export, "weight_rom")
+    f6 = simulate(qmodel, vector_images[:2], trace=True).trace["f6"]
+    k = int(np.flatnonzero((f6 != 0).all(axis=0))[0])
+    sites = [_weight_site(classic_vectors_export, qmodel, "out", 6, k, memory["lane_width"] - 1),
+             _weight_site(classic_vectors_export, qmodel, "out", 1, k, 1)]
+    report = run_faultcheck(classic_vectors_export, jobs=2, sites=sites)
+    assert report["summary"]["caught"] == 2 and report["summary"]["reference_disagreements"] == 0
+    for record in report["faults"]:
+        assert record["layer"] == "out" and record["layer_kind"] == "rbf"
+        assert record["first_mismatch"]["layer"] in ("out", "logits", "class")
+        assert record["reference"]["layer"] == "out" and record["reference"]["agrees"] is True
+    assert report["by_layer"]["out"]["caught"] == 2

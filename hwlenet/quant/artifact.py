@@ -34,8 +34,29 @@ left shift that keeps ``acc`` within 63 bits) to ``MAX_SHIFT`` (``64``: an accum
 most 63 bits requantizes alike at every right shift of 63 or more, so larger shifts would add
 nothing). Every execution must be exact over that whole range.
 
-The class of an image is the index of its largest logit (the last layer's output), the lowest
-such index when several logits tie.
+``rbf`` (the classic model's Euclidean RBF output, stored as a ``dense`` layer)
+    A dense layer may carry ``codes``, ten (``outputs``) rows of -1/+1 over its ``n`` inputs:
+    LeNet-5's radial basis function units, whose exact penalty for the previous layer's outputs
+    ``x = X 2**-f`` (``f`` = ``input_format.frac``) is ``y_i = sum_j (x_j - c_ij)^2``. With
+    the codes in the same format (``W = c 2**f``), ``2**(2f) y_i = sum_j X_j^2 - 2 sum_j W_ij X_j
+    + n 2**(2f)``; dropping the image's constant ``sum_j X_j^2`` (equal for every class, so the
+    argmin and its ties are unchanged) and dividing by ``2**f`` leaves the *reduced penalty*
+    ``P_i = n 2**f - 2 sum_j c_ij X_j``, an exact integer with ``f`` fractional bits. It is
+    computed as the dense layer above with ``weight = -2 c 2**g`` (``weight_format`` frac
+    ``g = max(0, -f)``, so that ``acc_frac = max(f, 0)`` and the bias needs no right shift),
+    ``bias = n`` (frac 0), activation ``none`` and an ``output_format`` of ``acc_frac``
+    fractional bits and ``accumulator_width`` bits, so that the requantization is the identity:
+    ``P_i = acc_i``, with ``|acc_i| <= n 2**acc_frac + 2 n 2**g max|X|`` (the accumulator
+    bound), never saturated. For every ``f``, ``P_i 2**-acc_frac = n - 2 sum_j c_ij x_j =
+    y_i - sum_j x_j^2`` exactly. :func:`rbf_layer` derives all of this from the codes and
+    ``f``; validation rebuilds it and rejects any difference. An RBF layer is always the last
+    layer, and it alone makes the output rule ``argmin``. In the file, its manifest entry has
+    ``"rbf": true`` and its codes are the tensor ``{name}.codes``; the manifest's
+    ``output_rule`` is ``argmax`` when absent (artifacts written before it existed).
+
+The class of an image follows the model's ``output_rule``: ``argmax``, the index of the largest
+logit (the last layer's output), or ``argmin`` (RBF output), the index of the smallest penalty;
+the lowest such index when several tie, in both cases (:meth:`QuantizedModel.classify`).
 
 Formats have ``|frac| <= MAX_FRAC``; shapes have 1 to ``MAX_RANK`` dimensions of at most
 ``MAX_EXTENT``; ``conv`` weights are ``(out_channels, in_channels, k, k)`` with
@@ -65,10 +86,12 @@ __all__ = [
     "MAX_FRAC",
     "MAX_LUT_WIDTH",
     "MAX_SHIFT",
+    "OUTPUT_RULES",
     "QLayer",
     "QuantizedModel",
     "accumulator_bound",
     "load_artifact",
+    "rbf_layer",
     "save_artifact",
 ]
 
@@ -76,6 +99,8 @@ ARTIFACT_FORMAT = "hwlenet-quantized"
 ARTIFACT_VERSION = 1
 LAYER_KINDS = ("conv", "dense", "subsample", "maxpool")
 ACTIVATIONS = ("none", "relu", "tanh")
+#: How the class is read from the last layer's outputs (both break ties to the lowest index).
+OUTPUT_RULES = ("argmax", "argmin")
 MAX_ACCUMULATOR_WIDTH = 63
 MAX_LUT_WIDTH = 16
 #: The largest bias shift and requantization right shift an artifact may hold.
@@ -94,7 +119,11 @@ MAX_PADDING = 16
 
 @dataclass(eq=False)
 class QLayer:
-    """One layer of a quantized model (see the module docstring for its integer semantics)."""
+    """One layer of a quantized model (see the module docstring for its integer semantics).
+
+    ``codes`` is None except in the RBF output layer (a ``dense`` layer whose weights and bias
+    :func:`rbf_layer` derives from these -1/+1 codes).
+    """
 
     name: str
     kind: str
@@ -111,10 +140,16 @@ class QLayer:
     accumulator_width: int = 0
     pre_format: FixedFormat = None
     lut: np.ndarray = None
+    codes: np.ndarray = None
 
     @property
     def has_weights(self):
         return self.kind in ("conv", "dense", "subsample")
+
+    @property
+    def is_rbf(self):
+        """Whether this dense layer is the Euclidean RBF output (it carries ``codes``)."""
+        return self.codes is not None
 
     @property
     def acc_frac(self):
@@ -173,6 +208,77 @@ def accumulator_bound(layer):
     return int(max(fan * x_max + bias))
 
 
+def rbf_layer(name, codes, input_format):
+    """The dense layer computing the reduced RBF penalties of ``codes`` (see the module
+    docstring): the one place its weights, bias, formats and accumulator width are derived.
+
+    Parameters
+    ----------
+    name : str
+    codes : array_like of int, shape (outputs, n)
+        -1/+1 codes, one row per class.
+    input_format : FixedFormat
+        The previous layer's output format (``f`` = its frac); its rounding and overflow modes
+        are given to the new formats (never exercised: nothing is rounded or saturated).
+
+    Returns
+    -------
+    QLayer
+
+    Raises
+    ------
+    HwlenetError
+        When the codes are not a 2-D array of -1 and +1 of at least 2 rows, or the penalties
+        would need more than ``MAX_ACCUMULATOR_WIDTH`` bits.
+    """
+    codes = np.asarray(codes)
+    if (codes.ndim != 2 or codes.shape[0] < 2 or not codes.size
+            or not np.isin(codes, (-1, 1)).all()):
+        raise HwlenetError(f"layer {name}: RBF codes must be at least 2 rows of -1 and +1, not "
+                           f"an array of shape {codes.shape}")
+    codes = codes.astype(np.int64)
+    outputs, length = codes.shape
+    modes = {"rounding": input_format.rounding, "overflow": input_format.overflow}
+    code_frac = max(0, -input_format.frac)
+    if code_frac + 3 > MAX_ACCUMULATOR_WIDTH:
+        raise HwlenetError(f"layer {name}: RBF codes scaled by 2**{code_frac} do not fit "
+                           f"{MAX_ACCUMULATOR_WIDTH} bits")
+    weight_format = FixedFormat(code_frac + 3, code_frac, True, **modes)
+    bias_format = FixedFormat(max(2, length.bit_length() + 1), 0, True, **modes)
+    layer = QLayer(
+        name, "dense", (length,), (outputs,), input_format, input_format,
+        weight=-2 * codes << code_frac, weight_format=weight_format,
+        bias=np.full(outputs, length, dtype=np.int64), bias_format=bias_format, codes=codes)
+    width = accumulator_bound(layer).bit_length() + 1
+    if width > MAX_ACCUMULATOR_WIDTH:
+        raise HwlenetError(f"layer {name}: the RBF penalties would need {width} bits; at most "
+                           f"{MAX_ACCUMULATOR_WIDTH} are supported")
+    layer.accumulator_width = width
+    layer.output_format = FixedFormat(width, layer.acc_frac, True, **modes)
+    return layer
+
+
+def _check_rbf(layer, where):
+    """An RBF layer is exactly what :func:`rbf_layer` derives from its codes and input."""
+    codes = layer.codes
+    if not isinstance(codes, np.ndarray) or codes.dtype != np.int64:
+        raise HwlenetError(f"{where}: the RBF codes must be an int64 array")
+    if layer.kind != "dense" or layer.activation != "none":
+        raise HwlenetError(f"{where}: an RBF layer is a dense layer without activation")
+    expected = rbf_layer(layer.name, codes, layer.input_format)
+    if codes.shape != layer.weight.shape:
+        raise HwlenetError(f"{where}: RBF codes of shape {codes.shape} do not fit the weights "
+                           f"{layer.weight.shape}")
+    for label in ("weight_format", "bias_format", "output_format", "accumulator_width"):
+        if getattr(layer, label) != getattr(expected, label):
+            raise HwlenetError(f"{where}: the RBF layer's {label.replace('_', ' ')} is "
+                               f"{getattr(layer, label)}, not {getattr(expected, label)}")
+    for label in ("weight", "bias"):
+        if not np.array_equal(getattr(layer, label), getattr(expected, label)):
+            raise HwlenetError(f"{where}: the RBF layer's {label} is not derived from its codes "
+                               "(weight -2 c, bias the code length)")
+
+
 def _fmt_or_none(fmt):
     return fmt.to_dict() if fmt is not None else None
 
@@ -186,6 +292,16 @@ class QuantizedModel:
     layers: list
     provenance: dict = field(default_factory=dict)
     float_state: dict = field(default_factory=dict)
+    output_rule: str = "argmax"
+
+    def classify(self, outputs):
+        """The classes ``(N,)`` of the last layer's integer outputs ``(N, classes)`` under the
+        output rule: index of the largest (``argmax``) or smallest (``argmin``) value, the lowest
+        index on ties."""
+        outputs = np.asarray(outputs)
+        if self.output_rule == "argmin":
+            return outputs.argmin(axis=1)
+        return outputs.argmax(axis=1)
 
     def layer(self, name):
         """The layer called ``name``."""
@@ -216,11 +332,13 @@ class QuantizedModel:
                     "accumulator": {"width": layer.accumulator_width, "frac": layer.acc_frac},
                     "pre_format": _fmt_or_none(layer.pre_format),
                 })
+            if layer.is_rbf:
+                entry["rbf"] = True
             layers.append(entry)
         return {
             "format": ARTIFACT_FORMAT, "version": ARTIFACT_VERSION, "arch": self.arch,
             "input_format": self.input_format.to_dict(), "layers": layers,
-            "provenance": self.provenance,
+            "output_rule": self.output_rule, "provenance": self.provenance,
         }
 
     def validate(self):
@@ -252,13 +370,25 @@ class QuantizedModel:
                 raise HwlenetError(f"{where}: input shape {layer.in_shape} does not follow {shape}")
             if layer.has_weights:
                 self._validate_weighted(layer, where)
-            elif layer.output_format != layer.input_format or layer.activation != "none":
+            if layer.codes is not None:
+                _check_rbf(layer, where)
+                if layer is not self.layers[-1]:
+                    raise HwlenetError(f"{where}: an RBF layer must be the last layer")
+            if not layer.has_weights and (layer.output_format != layer.input_format
+                                          or layer.activation != "none"):
                 raise HwlenetError(f"{where}: max-pooling keeps its input format")
             previous, shape = layer.output_format, layer.out_shape
         if self.layers and (len(self.layers[-1].out_shape) != 1
                             or self.layers[-1].out_shape[0] < 2):
             raise HwlenetError(f"the last layer must produce a vector of at least 2 logits, not "
                                f"shape {tuple(self.layers[-1].out_shape)}")
+        if self.output_rule not in OUTPUT_RULES:
+            raise HwlenetError(f"output rule must be one of {', '.join(OUTPUT_RULES)}, not "
+                               f"{self.output_rule!r}")
+        if (self.output_rule == "argmin") != self.layers[-1].is_rbf:
+            raise HwlenetError("the output rule is argmin exactly when the last layer is an RBF "
+                               f"layer (rule {self.output_rule}, last layer "
+                               f"{'RBF' if self.layers[-1].is_rbf else 'not RBF'})")
 
     @staticmethod
     def _validate_weighted(layer, where):
@@ -379,6 +509,8 @@ def save_artifact(qmodel, path, option=None):
             arrays[f"{layer.name}.bias"] = layer.bias.astype(np.int64)
             if layer.lut is not None:
                 arrays[f"{layer.name}.lut"] = layer.lut.astype(np.int64)
+            if layer.codes is not None:
+                arrays[f"{layer.name}.codes"] = layer.codes.astype(np.int64)
     for key, value in qmodel.float_state.items():
         arrays[f"float/{key}"] = np.asarray(value, dtype=np.float32)
     buffer = io.BytesIO()
@@ -531,13 +663,24 @@ def _from_manifest(manifest, arrays, path):
             if entry["pre_format"] is not None:
                 layer.pre_format = FixedFormat.from_dict(entry["pre_format"])
                 layer.lut = tensor(f"{name}.lut")
+            rbf = entry.get("rbf", False)
+            if not isinstance(rbf, bool):
+                raise HwlenetError(f"{path}: layer {name}: 'rbf' must be true or false")
+            if rbf:
+                layer.codes = tensor(f"{name}.codes")
+        elif "rbf" in entry:
+            raise HwlenetError(f"{path}: layer {name}: a {layer.kind} layer cannot be RBF")
         layers.append(layer)
     float_state = {key[len("float/"):]: value for key, value in arrays.items()
                    if key.startswith("float/")}
     _check_float_state(float_state, manifest["arch"], path)
+    output_rule = manifest.get("output_rule", "argmax")
+    if output_rule not in OUTPUT_RULES:
+        raise HwlenetError(f"{path}: output rule {output_rule!r} is not one of "
+                           f"{', '.join(OUTPUT_RULES)}")
     return QuantizedModel(
         arch=manifest["arch"], input_format=FixedFormat.from_dict(manifest["input_format"]),
-        layers=layers, provenance=provenance, float_state=float_state,
+        layers=layers, provenance=provenance, float_state=float_state, output_rule=output_rule,
     )
 
 

@@ -18,7 +18,9 @@ A JSON config overrides any of a layer's ``weight``, ``bias``, ``pre`` or ``outp
 
     {"layers": {"c1": {"weight": {"width": 6}, "output": {"width": 10, "frac": 6}}}}
 
-A width without a frac gets the frac that fits the layer's range. Widths are 2..32 (a ``pre``
+A width without a frac gets the frac that fits the layer's range. The classic model's RBF output
+layer takes no config: its formats follow from F6's output format
+(:func:`hwlenet.quant.artifact.rbf_layer`). Widths are 2..32 (a ``pre``
 format, which indexes a table of ``2**width`` entries, at most 16 bits), fracs within
 ``-MAX_FRAC..MAX_FRAC``; :func:`load_config` checks all of this before any work starts.
 """
@@ -33,7 +35,7 @@ from .. import __version__
 from ..errors import HwlenetError
 from ..models import MNIST_MEAN, MNIST_STD, TANH_AMPLITUDE, TANH_SLOPE
 from .artifact import (MAX_ACCUMULATOR_WIDTH, MAX_FRAC, MAX_LUT_WIDTH, QLayer, QuantizedModel,
-                       accumulator_bound)
+                       accumulator_bound, rbf_layer)
 from .fixed import MAX_WIDTH, OVERFLOW_MODES, ROUNDING_MODES, FixedFormat
 
 __all__ = ["CALIBRATION_METHODS", "FORMAT_KEYS", "check_config", "load_config",
@@ -140,6 +142,9 @@ def check_config(config, model, path=None):
             raise HwlenetError(f"{where}layer {name}: keys must be among {FORMAT_KEYS}")
         if kinds[name] == "maxpool" and entry:
             raise HwlenetError(f"{where}layer {name}: max-pooling keeps its input format")
+        if kinds[name] == "rbf" and entry:
+            raise HwlenetError(f"{where}layer {name}: the RBF output's formats follow the "
+                               "previous layer's output; it takes no config")
         if "pre" in entry and activations[name] != "tanh":
             raise HwlenetError(f"{where}layer {name}: only tanh layers have a 'pre' format")
         for key, spec in entry.items():
@@ -185,12 +190,19 @@ def _override(auto, spec, max_abs, where):
 
 def _folded_layers(model):
     """(name, kind, float weight, float bias, padding, activation, in_shape, out_shape) per layer,
-    with the input normalisation folded into the first convolution."""
+    with the input normalisation folded into the first convolution. The RBF output has kind
+    ``rbf`` and its -1/+1 codes in place of the weight."""
     state = {k: v.detach().double().numpy() for k, v in model.state_dict().items()}
     c1_w = state["c1.weight"] / (255.0 * MNIST_STD)
     c1_b = state["c1.bias"] - (MNIST_MEAN / MNIST_STD) * state["c1.weight"].sum(axis=(1, 2, 3))
-    if model.arch == "classic":
+    if model.arch in ("classic", "classic-fc"):
         c3_w = model.c3.full_weight().detach().double().numpy()
+        if model.output_rule == "argmin":
+            out = ("out", "rbf", model.out.codes.numpy().astype(np.int64), None, 0, "none",
+                   (84,), (10,))
+        else:
+            out = ("out", "dense", state["out.weight"], state["out.bias"], 0, "none", (84,),
+                   (10,))
         return [
             ("c1", "conv", c1_w, c1_b, 2, "tanh", (1, 28, 28), (6, 28, 28)),
             ("s2", "subsample", state["s2.coefficient"], state["s2.bias"], 0, "tanh",
@@ -201,7 +213,7 @@ def _folded_layers(model):
             ("c5", "dense", state["c5.weight"].reshape(120, 400), state["c5.bias"], 0, "tanh",
              (16, 5, 5), (120,)),
             ("f6", "dense", state["f6.weight"], state["f6.bias"], 0, "tanh", (120,), (84,)),
-            ("out", "dense", state["out.weight"], state["out.bias"], 0, "none", (84,), (10,)),
+            out,
         ]
     maps1, maps2 = c1_w.shape[0], state["c3.weight"].shape[0]
     hidden1, hidden2 = state["fc1.weight"].shape[0], state["fc2.weight"].shape[0]
@@ -244,7 +256,9 @@ def quantize_model(model, calibration_images, weight_bits=8, act_bits=8, roundin
 
     Parameters
     ----------
-    model : LeNet5Classic or LeNet5Relu
+    model : LeNet5Classic, LeNet5ClassicFC or LeNet5Relu
+        The classic model's RBF output becomes an RBF layer (fixed codes, see
+        :func:`~hwlenet.quant.artifact.rbf_layer`) and the output rule ``argmin``.
     calibration_images : numpy.ndarray of uint8, shape (N, 28, 28)
         Images whose activations set the activation ranges; N >= 1.
     weight_bits, act_bits : int
@@ -286,6 +300,10 @@ def quantize_model(model, calibration_images, weight_bits=8, act_bits=8, roundin
             if spec:
                 raise HwlenetError(f"config for layer {name}: max-pooling keeps its input format")
             layers.append(QLayer(name, kind, in_shape, out_shape, previous, previous))
+            continue
+        if kind == "rbf":
+            layers.append(rbf_layer(name, weight, previous))
+            previous = layers[-1].output_format
             continue
         weight_max = float(np.abs(weight).max())
         weight_format = _override(fitting_format(weight_max, weight_bits, True, **modes),
@@ -338,6 +356,7 @@ def quantize_model(model, calibration_images, weight_bits=8, act_bits=8, roundin
     })
     state = {key: value.detach().numpy().astype(np.float32)
              for key, value in model.state_dict().items()}
-    qmodel = QuantizedModel(model.arch, input_format, layers, provenance, state)
+    qmodel = QuantizedModel(model.arch, input_format, layers, provenance, state,
+                            output_rule=model.output_rule)
     qmodel.validate()
     return qmodel

@@ -285,6 +285,11 @@ class HardwarePlan:
         return window, dy, dx
 
     @property
+    def output_rule(self):
+        """How the class is read from the last layer: the artifact's ``argmax`` or ``argmin``."""
+        return self.qmodel.output_rule
+
+    @property
     def conv_jobs(self):
         return [job for job in self.jobs if job.kind == "conv"]
 

@@ -1,4 +1,5 @@
-"""The result streamer: holds a batch's logits and sends one result beat per image."""
+"""The result streamer: holds a batch's logits (or RBF penalties) and sends one result beat per
+image."""
 
 from amaranth.hdl import Module, Signal
 from amaranth.lib import data, stream, wiring
@@ -11,8 +12,9 @@ __all__ = ["ResultStreamer", "result_layout", "store_signature"]
 
 
 def result_layout(plan):
-    """Output beat: the image's logits (the artifact's logit format) and its class, the index of
-    the largest logit (lowest on ties)."""
+    """Output beat: the image's logits (the last layer's outputs in its format; for an RBF output,
+    the reduced penalties) and its class by the artifact's output rule: the index of the largest
+    logit, or of the smallest penalty (lowest on ties)."""
     return data.StructLayout({
         "logits": data.ArrayLayout(format_shape(plan.logit_format), plan.classes),
         "label": range(plan.classes),
@@ -34,8 +36,9 @@ def store_signature(plan):
 
 class ResultStreamer(wiring.Component):
     """Stores each slot's logits as they are produced (one :class:`RunningArgmax` per slot
-    follows them) and, after ``finish``, sends ``count`` beats on ``results``, slot 0 first (a
-    ``finish`` with ``count`` 0 sends nothing).
+    follows them, selecting the maximum or, for the ``argmin`` output rule, the minimum) and,
+    after ``finish``, sends ``count`` beats on ``results``, slot 0 first (a ``finish`` with
+    ``count`` 0 sends nothing).
     ``busy`` is high from the cycle after ``finish`` until the last beat is taken; a new batch
     must not store before then.
 
@@ -60,8 +63,9 @@ class ResultStreamer(wiring.Component):
         logits = [[Signal(shape, name=f"logit_{slot}_{i}") for i in range(classes)]
                   for slot in range(cols)]
         labels = []
+        select = "min" if plan.output_rule == "argmin" else "max"
         for slot in range(cols):
-            argmax = RunningArgmax(count=classes, shape=shape)
+            argmax = RunningArgmax(count=classes, shape=shape, select=select)
             m.submodules[f"argmax_{slot}"] = argmax
             m.d.comb += [argmax.valid.eq(self.store.valid[slot]),
                          argmax.index.eq(self.store.index),

@@ -17,12 +17,20 @@ __all__ = ["SimulationResult", "check_images", "compare_with_float", "float_mode
 
 @dataclass
 class SimulationResult:
-    """Integer logits ``(N, classes)``, predicted classes ``(N,)`` and, when traced, every layer's
-    integer output by layer name (shapes ``(N, *out_shape)``)."""
+    """Integer logits ``(N, classes)`` (the last layer's outputs: for an RBF output, the reduced
+    penalties), predicted classes ``(N,)`` and, when traced, every layer's integer output by
+    layer name (shapes ``(N, *out_shape)``)."""
 
     logits: np.ndarray
     classes: np.ndarray
     trace: dict
+    output_rule: str = "argmax"
+
+    @property
+    def output_kind(self):
+        """What ``logits`` holds: ``"logits"`` (class = argmax) or, for an RBF output,
+        ``"penalties"`` (class = argmin)."""
+        return "penalties" if self.output_rule == "argmin" else "logits"
 
 
 def check_images(images):
@@ -40,7 +48,8 @@ def check_images(images):
 def simulate(qmodel, images, trace=False, chunk=1000, progress=False):
     """Run the quantized model on uint8 images ``(N, 28, 28)`` with the compiled kernels.
 
-    The class of an image is the index of its largest logit, the lowest index on ties.
+    The class of an image follows the artifact's output rule: the index of its largest logit or
+    (RBF output) of its smallest penalty, the lowest index on ties.
 
     Parameters
     ----------
@@ -69,7 +78,8 @@ def simulate(qmodel, images, trace=False, chunk=1000, progress=False):
     joined = OrderedDict((name, np.concatenate(parts).astype(np.int64))
                          for name, parts in outputs.items() if parts)
     logits = joined[qmodel.layers[-1].name]
-    return SimulationResult(logits, logits.argmax(axis=1), joined if trace else {})
+    return SimulationResult(logits, qmodel.classify(logits), joined if trace else {},
+                            qmodel.output_rule)
 
 
 def float_model_of(qmodel):
@@ -90,8 +100,11 @@ def compare_with_float(qmodel, images, labels, chunk=1000, progress=False):
     Returns
     -------
     dict
-        ``images``, ``float_accuracy``, ``fixed_accuracy``, ``agreement`` and ``layers``, a list
-        of ``{name, sqnr_db, max_abs_error}`` with the fixed output dequantized by its format.
+        ``images``, ``float_accuracy``, ``fixed_accuracy``, ``agreement``, ``output_rule``
+        (``argmax`` of logits or ``argmin`` of RBF penalties), ``output`` (``logits`` or
+        ``penalties``) and ``layers``, a list of ``{name, sqnr_db, max_abs_error}`` with the
+        fixed output dequantized by its format (for an RBF layer, the reduced penalty
+        ``84 - 2 c . x`` against the float model's).
     """
     images = check_images(images)
     model = float_model_of(qmodel)
@@ -111,7 +124,7 @@ def compare_with_float(qmodel, images, labels, chunk=1000, progress=False):
             signal[layer.name] += float(np.sum(want**2))
             noise[layer.name] += float(np.sum((want - got) ** 2))
             max_error[layer.name] = max(max_error[layer.name], float(np.abs(want - got).max()))
-        float_classes.append(reference[qmodel.layers[-1].name].numpy().argmax(axis=1))
+        float_classes.append(qmodel.classify(reference[qmodel.layers[-1].name].numpy()))
         fixed_classes.append(fixed.classes)
     float_classes = np.concatenate(float_classes)
     fixed_classes = np.concatenate(fixed_classes)
@@ -126,5 +139,7 @@ def compare_with_float(qmodel, images, labels, chunk=1000, progress=False):
         "float_accuracy": float(np.mean(float_classes == labels)),
         "fixed_accuracy": float(np.mean(fixed_classes == labels)),
         "agreement": float(np.mean(float_classes == fixed_classes)),
+        "output_rule": qmodel.output_rule,
+        "output": "penalties" if qmodel.output_rule == "argmin" else "logits",
         "layers": layers,
     }

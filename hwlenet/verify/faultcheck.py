@@ -193,7 +193,8 @@ class _Export:
         lane, lane_bit = divmod(bit, memory["lane_width"])
         offset = address - segment["base"]
         record = {"memory": memory["name"], "memory_index": index, "role": memory["role"],
-                  "layer": layer.name, "address": address, "bit": bit, "lane": lane,
+                  "layer": layer.name, "layer_kind": "rbf" if layer.is_rbf else layer.kind,
+                  "address": address, "bit": bit, "lane": lane,
                   "element": [offset], "original": None, "flipped": None, "status": None,
                   "reason": None, "first_mismatch": None, "reference": None}
         role = memory["role"]
@@ -512,20 +513,20 @@ def run_faultcheck(directory, faults=50, seed=0, jobs=2, simulator="verilator", 
     Returns
     -------
     dict
-        JSON-ready: ``directory``, ``simulator``, ``vectors``, ``seed``, ``rom_bits``,
-        ``faults`` (one record per site: ``memory`` (name), ``memory_index`` (the bench's
-        ``+fault_memory``), ``role``, ``layer``, ``address``, ``bit`` (within the word),
-        ``lane``, ``element`` (index into the artifact tensor: weights ``[m, k]`` or
-        ``[m, c, ky, kx]``, biases and coefficients ``[m]``, tables ``[entry]`` for table index
-        ``entry + pre_format.min_int``; None for a padding lane), ``original`` and ``flipped``
-        (the lane's signed integer before and after), ``status`` (caught, missed or
-        unobservable), ``reason`` (why unobservable or missed), ``first_mismatch`` (image,
-        layer, element, expected, actual, kind, cycle) and ``reference`` (``changes``,
-        first changed traced ``layer``, changed ``vectors``, whether it ``agrees`` with the
-        bench; None when not simulated or not exact)), ``summary`` (``total``, ``caught``,
-        ``missed``, ``unobservable``, ``observable``, ``caught_fraction_of_observable``,
-        ``reference_disagreements``), ``by_role`` and ``by_layer`` (counts per status),
-        ``build_seconds`` and ``seconds``.
+        JSON-ready: ``directory``, ``simulator``, ``vectors``, ``seed``, ``rom_bits``, ``faults``
+        (one record per site: ``memory`` (name), ``memory_index`` (the bench's ``+fault_memory``),
+        ``role``, ``layer``, ``layer_kind`` (the artifact's kind, or ``rbf`` for the RBF output,
+        whose weights are its codes, ``-2 c``), ``address``, ``bit`` (within the word), ``lane``,
+        ``element`` (index into the artifact tensor: weights ``[m, k]`` or ``[m, c, ky, kx]``,
+        biases and coefficients ``[m]``, tables ``[entry]`` for table index ``entry +
+        pre_format.min_int``; None for a padding lane), ``original`` and ``flipped`` (the lane's
+        signed integer before and after), ``status`` (caught, missed or unobservable), ``reason``
+        (why unobservable or missed), ``first_mismatch`` (image, layer, element, expected, actual,
+        kind, cycle) and ``reference`` (``changes``, first changed traced ``layer``, changed
+        ``vectors``, whether it ``agrees`` with the bench; None when not simulated or not exact)),
+        ``summary`` (``total``, ``caught``, ``missed``, ``unobservable``, ``observable``,
+        ``caught_fraction_of_observable``, ``reference_disagreements``), ``by_role`` and
+        ``by_layer`` (counts per status), ``build_seconds`` and ``seconds``.
 
     Raises
     ------
