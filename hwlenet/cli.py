@@ -615,7 +615,7 @@ def explore(spec_path, scheduler, workers, out_dir, data_dir, json_path):
     if json_path:
         check_writable(json_path, "--json")
     data, splits = sweep_data(spec, data_dir)
-    echo_data(("calibration", splits["train"]), ("test", splits["test"]))
+    echo_data(*splits.items())
     client, cluster = start_client(scheduler, workers)
     try:
         click.echo(f"explore: {len(spec.points())} points on "

@@ -39,6 +39,8 @@ MODEL = "lenet5-relu"
     ({"models": [MODEL], "bits": [8], "vectors": 0}, "vectors must be an integer"),
     ({"models": [MODEL], "bits": [8], "colour": "red"}, "unknown field 'colour'"),
     ({"models": [MODEL], "sweeps": []}, "sweeps must be a non-empty list"),
+    ({"models": [MODEL], "bits": [4], "qat": "yes"}, "qat must be true, false or a list"),
+    ({"models": [MODEL], "bits": [4], "qat": True, "qat_epochs": 0}, "qat_epochs must be"),
     ({"models": [MODEL], "sweeps": [{"bits": [8], "vectors": 3}]},
      "sweeps[0]: unknown field 'vectors'"),
 ])
@@ -98,6 +100,24 @@ def test_stages_are_cached_by_their_inputs(tmp_path, digit_images):
     assert scored["correct"] == int(np.sum(expected == labels))
     assert simulate_stage(tmp_path, first, images, labels)["cached"]
     assert not list((tmp_path / "stages").glob("*/.staging-*"))
+
+
+def test_a_qat_point_fine_tunes_before_quantizing_and_is_cached(tmp_path, digit_images):
+    calibration, images = digit_images[0][:100], digit_images[1][:40]
+    rng = np.random.default_rng(2)
+    train = (digit_images[0][:128], rng.integers(0, 10, 128).astype(np.uint8))
+    plain = quantize_stage(tmp_path, MODEL, {"bits": 4, "qat_epochs": 0}, calibration)
+    tuned = quantize_stage(tmp_path, MODEL, {"bits": 4, "qat_epochs": 1}, calibration, train)
+    assert "error" not in tuned and not tuned["cached"] and tuned["key"] != plain["key"]
+    before = load_artifact(tmp_path / plain["artifact"])
+    after = load_artifact(tmp_path / tuned["artifact"])
+    assert max(layer.weight_format.width for layer in after.layers
+               if layer.weight is not None and layer.name != "out") == 4
+    assert any(not np.array_equal(b.weight, a.weight)
+               for b, a in zip(before.layers, after.layers) if a.weight is not None)
+    simulate(after, images)  # a valid artifact the simulator runs
+    again = quantize_stage(tmp_path, MODEL, {"bits": 4, "qat_epochs": 1}, calibration, train)
+    assert again["cached"] and again["artifact_sha256"] == tuned["artifact_sha256"]
 
 
 def test_a_damaged_result_is_recomputed_and_set_aside(tmp_path, digit_images):

@@ -12,13 +12,19 @@ __all__ = ["ROW_FIELDS", "STAGES", "ExploreSpec", "explore", "load_spec", "paret
 
 def sweep_data(spec, data_dir=None):
     """The images a sweep needs, from the resolved MNIST source: ``(data, splits)`` where
-    ``data`` has ``calibration`` (training images), ``test_images``, ``test_labels`` and
-    ``vectors`` (the first ``spec.vectors`` test images) and ``splits`` the
-    :class:`~hwlenet.data.MnistSplit` objects used (``train``, ``test``)."""
+    ``data`` has ``calibration`` (training images), ``test_images``, ``test_labels``,
+    ``vectors`` (the first ``spec.vectors`` test images) and, when a point runs QAT, ``train``
+    (every training image and label), and ``splits`` the
+    :class:`~hwlenet.data.MnistSplit` objects used, by what they are used for."""
     from ..data import load_mnist
 
-    train = load_mnist("train", data_dir).head(spec.calibration)
+    whole = load_mnist("train", data_dir)
+    calibration = whole.head(spec.calibration)
     test = load_mnist("test", data_dir).head(spec.test_images)
-    data = {"calibration": train.images, "test_images": test.images,
+    data = {"calibration": calibration.images, "test_images": test.images,
             "test_labels": test.labels, "vectors": test.images[:spec.vectors]}
-    return data, {"train": train, "test": test}
+    splits = {"calibration": calibration, "test": test}
+    if spec.trains:
+        data["train"] = (whole.images, whole.labels)
+        splits["QAT training"] = whole
+    return data, splits

@@ -5,6 +5,8 @@ A spec is a YAML or JSON mapping::
     models: [lenet5-relu, lenet5-classic]   # shipped names or checkpoint paths
     bits: [4, 5, 6, 7, 8]                   # uniform widths (weights = activations) ...
     configs: [tuned.json]                   # ... and/or per-layer --config files
+    qat: [false, true]                      # without and with quantization-aware training
+    qat_epochs: 4                           # (hwlenet qat's fine-tuning, seed 0)
     arrays: [4x4, 8x8, 3x5]                 # needed from stage emit on
     targets: [ecp5-25f, ecp5-45f]           # needed for stage synth
     stages: cosim                           # the last stage per point: simulate, emit,
@@ -43,8 +45,8 @@ STAGES = ("simulate", "emit", "cosim", "synth")
 SIMULATORS = ("verilator", "icarus")
 #: Fields of the whole spec (the data every sweep shares) and of each sweep, with defaults.
 DATA_DEFAULTS = {"test_images": 10000, "vectors": 20, "calibration": 1000}
-PART_DEFAULTS = {"simulator": "verilator", "seed": 1, "stages": "simulate"}
-PART_KEYS = ("models", "bits", "configs", "arrays", "targets", *PART_DEFAULTS)
+PART_DEFAULTS = {"simulator": "verilator", "seed": 1, "stages": "simulate", "qat_epochs": 4}
+PART_KEYS = ("models", "bits", "configs", "qat", "arrays", "targets", *PART_DEFAULTS)
 KEYS = (*PART_KEYS, *DATA_DEFAULTS, "sweeps")
 
 
@@ -59,6 +61,8 @@ class SweepPart:
     models: tuple
     bits: tuple
     configs: tuple
+    qat: tuple
+    qat_epochs: int
     arrays: tuple
     targets: tuple
     stages: str
@@ -67,9 +71,12 @@ class SweepPart:
 
     @property
     def precisions(self):
-        """Every precision of the sweep: ``{"bits": b}`` and ``{"config": path}`` entries."""
-        return ([{"bits": bits} for bits in self.bits]
-                + [{"config": str(path)} for path in self.configs])
+        """Every precision of the sweep: ``{"bits": b}`` and ``{"config": path}`` entries, each
+        with ``"qat_epochs"`` (0 without quantization-aware training)."""
+        formats = ([{"bits": bits} for bits in self.bits]
+                   + [{"config": str(path)} for path in self.configs])
+        return [{**entry, "qat_epochs": self.qat_epochs if qat else 0}
+                for entry in formats for qat in self.qat]
 
     def runs(self, stage):
         """Whether the sweep goes as far as ``stage``."""
@@ -96,6 +103,11 @@ class ExploreSpec:
     def points(self):
         """Every point of every sweep as ``(part, model, precision, array, target)``."""
         return [(part, *point) for part in self.parts for point in part.points()]
+
+    @property
+    def trains(self):
+        """Whether a point fine-tunes with QAT (the sweep then needs the training split)."""
+        return any(any(part.qat) for part in self.parts)
 
 
 def load_spec(path):
@@ -224,10 +236,17 @@ def _parse_part(data, base, where):
             get_target(name)
         except HwlenetError as error:
             raise HwlenetError(f"{where}: targets: {error}") from None
+    qat = data.get("qat", [False])
+    qat = [qat] if isinstance(qat, bool) else qat
+    if not isinstance(qat, list) or not qat or not all(isinstance(item, bool) for item in qat) \
+            or len(set(qat)) != len(qat):
+        raise HwlenetError(f"{where}: qat must be true, false or a list of both, not {qat!r}")
     simulator = data.get("simulator", PART_DEFAULTS["simulator"])
     if simulator not in SIMULATORS:
         raise HwlenetError(f"{where}: simulator must be one of {', '.join(SIMULATORS)}, "
                            f"not {simulator!r}")
-    return SweepPart(models=models, bits=bits, configs=configs, arrays=tuple(arrays),
+    return SweepPart(models=models, bits=bits, configs=configs, qat=tuple(qat),
+                     qat_epochs=_count(data, "qat_epochs", where, 1, PART_DEFAULTS["qat_epochs"]),
+                     arrays=tuple(arrays),
                      targets=tuple(targets), stages=stages, simulator=simulator,
                      seed=_count(data, "seed", where, 0, PART_DEFAULTS["seed"]))

@@ -135,11 +135,17 @@ def _stage(function):
     return run
 
 
+#: The seed of the QAT fine-tuning a sweep runs (as ``hwlenet qat --seed``).
+QAT_SEED = 0
+
+
 @_stage
-def quantize_stage(root, model, precision, calibration):
+def quantize_stage(root, model, precision, calibration, train=None):
     """Quantize ``model`` (a shipped name or checkpoint path) at ``precision`` (``{"bits": b}``
-    or ``{"config": path}``) on the ``calibration`` images; the result names the artifact
-    ``model.npz`` (relative to ``root``) and its SHA-256 and weight memory."""
+    or ``{"config": path}``, with ``"qat_epochs"``: 0, or that many epochs of
+    :func:`hwlenet.quant.qat.qat_finetune` on ``train``, ``(images, labels)``, first) on the
+    ``calibration`` images; the result names the artifact ``model.npz`` (relative to
+    ``root``) and its SHA-256 and weight memory."""
     from ..api import quantize
     from ..checkpoint import SHIPPED_MODELS, shipped_path
     from ..quant.artifact import save_artifact
@@ -151,6 +157,9 @@ def quantize_stage(root, model, precision, calibration):
         inputs["config"] = file_digest(precision["config"])
     else:
         inputs["bits"] = precision["bits"]
+    epochs = precision.get("qat_epochs", 0)
+    if epochs:
+        inputs["qat"] = {"epochs": epochs, "seed": QAT_SEED, "train": images_digest(*train)}
     key = stage_key("quantize", **inputs)
     cached = _cached(root, "quantize", key)
     if cached:
@@ -158,8 +167,11 @@ def quantize_stage(root, model, precision, calibration):
     import torch
 
     torch.set_num_threads(1)
-    if "config" in precision:
-        qmodel = quantize(model, calibration, config=load_config(precision["config"]))
+    config = load_config(precision["config"]) if "config" in precision else None
+    if epochs:
+        qmodel = _fine_tuned(model, precision, config, calibration, train, epochs)
+    elif config is not None:
+        qmodel = quantize(model, calibration, config=config)
     else:
         qmodel = quantize(model, calibration, bits=precision["bits"])
     with _staging(root, "quantize", key) as staging:
@@ -171,6 +183,25 @@ def quantize_stage(root, model, precision, calibration):
             "artifact": str(Path("stages") / "quantize" / key / "model.npz"),
             "artifact_sha256": file_digest(staging / "model.npz"),
             "arch": qmodel.arch, "weight_memory_bits": weight_bits})
+
+
+def _fine_tuned(model, precision, config, calibration, train, epochs):
+    """The artifact of ``hwlenet qat`` (default rate and distillation) at ``precision``."""
+    import torch
+
+    from ..checkpoint import resolve_model
+    from ..data import MnistSplit
+    from ..quant.qat import choose_config, default_lr, qat_finetune
+
+    float_model = resolve_model(model)[0]
+    bits = precision.get("bits", 8)
+    torch.manual_seed(QAT_SEED)
+    formats = choose_config(float_model, calibration, bits, bits, config)
+    widths = [spec["width"] for entry in formats["layers"].values() for spec in entry.values()]
+    fake = qat_finetune(float_model, MnistSplit(*train, source="explore"), calibration,
+                        formats, epochs=epochs, seed=QAT_SEED, lr=default_lr(min(widths)),
+                        progress=False)
+    return fake.template
 
 
 @_stage

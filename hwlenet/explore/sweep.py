@@ -54,9 +54,9 @@ def _provide(value):
 
 
 def _precision_label(precision):
-    if "bits" in precision:
-        return f"{precision['bits']} bits"
-    return os.path.basename(precision["config"])
+    label = (f"{precision['bits']} bits" if "bits" in precision
+             else os.path.basename(precision["config"]))
+    return label + (f" + QAT {precision['qat_epochs']}" if precision["qat_epochs"] else "")
 
 
 def _array_label(array):
@@ -68,7 +68,7 @@ def submit_sweep(client, spec, root, data):
     each point is a dict of its identity and the futures of its stages by name.
 
     ``data`` holds ``calibration``, ``test_images``, ``test_labels`` and ``vectors`` (uint8
-    image arrays and labels). Each becomes one task that returns it, not scattered data: the
+    image arrays and labels), and ``train`` (``(images, labels)``) when a point runs QAT. Each becomes one task that returns it, not scattered data: the
     scheduler can recompute a task whose worker died, never a scattered value.
     """
     from dask.distributed import Future
@@ -90,7 +90,8 @@ def submit_sweep(client, spec, root, data):
     points = []
     for part, model, precision, array, target in spec.points():
         stages = {"quantize": task("quantize", quantize_stage, root, model, precision,
-                                   shared["calibration"])}
+                                   shared["calibration"],
+                                   shared["train"] if precision["qat_epochs"] else None)}
         stages["simulate"] = task("simulate", simulate_stage, root, stages["quantize"],
                                   shared["test_images"], shared["test_labels"])
         if part.runs("emit"):
