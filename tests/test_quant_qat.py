@@ -152,7 +152,7 @@ def test_a_float_checkpoint_has_no_qat_config():
 
 
 @pytest.mark.parametrize("meta, message", [
-    ({"quant_config": [1]}, "not a per-layer format config"),
+    ({"quant_config": [1]}, "expected an object with a 'layers' key"),
     ({"quant_config": {"layers": {"c1": {"weights": {}}}}}, "keys must be among"),
     ({"quant_config": {"layers": {"c1": {"weight": {"width": 1}}}}}, "width must be"),
 ])

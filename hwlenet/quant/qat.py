@@ -46,7 +46,7 @@ from tqdm import tqdm
 
 from ..errors import HwlenetError
 from ..models import MNIST_MEAN, MNIST_STD, TANH_AMPLITUDE, TANH_SLOPE
-from .quantize import FORMAT_KEYS, check_config, quantize_model
+from .quantize import check_config, check_config_structure, quantize_model
 
 __all__ = [
     "FakeQuantModel",
@@ -180,18 +180,7 @@ def config_from_checkpoint(meta):
     config = meta.get("quant_config") if isinstance(meta, dict) else None
     if config is None:
         return {}
-    if not isinstance(config, dict) or set(config) - {"layers"} or not isinstance(
-            config.get("layers", {}), dict):
-        raise HwlenetError("the checkpoint's quant_config is not a per-layer format config")
-    from .quantize import _check_spec
-
-    for name, entry in config.get("layers", {}).items():
-        if not isinstance(entry, dict) or set(entry) - set(FORMAT_KEYS):
-            raise HwlenetError(f"the checkpoint's quant_config: layer {name}: keys must be "
-                               f"among {', '.join(FORMAT_KEYS)}")
-        for key, spec in entry.items():
-            _check_spec(spec, f"the checkpoint's quant_config: {name}.{key}", key == "pre")
-    return config
+    return check_config_structure(config, "the checkpoint's quant_config")
 
 
 # --------------------------------------------------------------------------------------------
@@ -411,13 +400,13 @@ class FakeQuantModel(torch.nn.Module):
 def output_rule(qmodel):
     """How an artifact's last-layer integers give the class: ``"argmax"`` (logits) or
     ``"argmin"`` (penalties of an RBF output), lowest index on ties."""
-    return getattr(qmodel, "output_rule", "argmax")
+    return qmodel.output_rule
 
 
 def classes_of(qmodel, outputs):
-    """Classes of last-layer integers ``(N, classes)`` under ``qmodel``'s output rule."""
-    outputs = np.asarray(outputs)
-    return outputs.argmin(axis=1) if output_rule(qmodel) == "argmin" else outputs.argmax(axis=1)
+    """Classes of last-layer integers ``(N, classes)`` under ``qmodel``'s output rule
+    (:meth:`~hwlenet.quant.artifact.QuantizedModel.classify`)."""
+    return qmodel.classify(outputs)
 
 
 def fake_quant_logits(fake, images, batch_size=1000):

@@ -38,7 +38,8 @@ from .artifact import (MAX_ACCUMULATOR_WIDTH, MAX_FRAC, MAX_LUT_WIDTH, QLayer, Q
                        accumulator_bound, rbf_layer)
 from .fixed import MAX_WIDTH, OVERFLOW_MODES, ROUNDING_MODES, FixedFormat
 
-__all__ = ["CALIBRATION_METHODS", "FORMAT_KEYS", "check_config", "load_config",
+__all__ = ["CALIBRATION_METHODS", "FORMAT_KEYS", "check_config", "check_config_structure",
+           "load_config",
            "quantize_model", "validate_bits"]
 
 CALIBRATION_METHODS = ("maxabs", "percentile")
@@ -79,17 +80,23 @@ def load_config(path):
         raise HwlenetError(f"cannot read config {path}: {error.strerror}") from None
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
         raise HwlenetError(f"config {path} is not valid JSON: {error}") from None
+    return check_config_structure(config, f"config {path}")
+
+
+def check_config_structure(config, where):
+    """Check a config's structure and format specs (the rules of :func:`load_config`) and
+    return it; ``where`` starts every error message (``"config tuned.json"``)."""
     if not isinstance(config, dict) or set(config) - {"layers"}:
-        raise HwlenetError(f"config {path}: expected an object with a 'layers' key")
+        raise HwlenetError(f"{where}: expected an object with a 'layers' key")
     layers = config.get("layers", {})
     if not isinstance(layers, dict):
-        raise HwlenetError(f"config {path}: 'layers' must map layer names to formats")
+        raise HwlenetError(f"{where}: 'layers' must map layer names to formats")
     for name, entry in layers.items():
         if not isinstance(entry, dict) or set(entry) - set(FORMAT_KEYS):
-            raise HwlenetError(f"config {path}: layer {name}: keys must be among "
+            raise HwlenetError(f"{where}: layer {name}: keys must be among "
                                f"{', '.join(FORMAT_KEYS)}, not {entry!r}")
         for key, spec in entry.items():
-            _check_spec(spec, f"config {path}: {name}.{key}", key == "pre")
+            _check_spec(spec, f"{where}: {name}.{key}", key == "pre")
     return config
 
 
