@@ -133,6 +133,8 @@ data_dir_option = click.option(
 )
 json_option = click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
                            help="also write the results as JSON to this file")
+calib_option = click.option("--calib", type=click.IntRange(min=1), default=1000,
+                            show_default=True, help="number of training images for calibration")
 limit_option = click.option("--limit", type=click.IntRange(min=1), default=None,
                             help="use only the first N test images")
 
@@ -150,7 +152,8 @@ def main():
 @click.option("--epochs", type=click.IntRange(min=1), default=40, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, max=1, min_open=True), default=2e-3,
+              show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="checkpoint to write")
 @json_option
 def train(arch, data_dir, epochs, seed, batch_size, lr, out, json_path):
@@ -219,8 +222,7 @@ def _bits_option(name, help_text):
               show_default=True)
 @click.option("--overflow", type=_LibraryChoice(_overflow_modes), default="saturate",
               show_default=True)
-@click.option("--calib", type=int, default=1000, show_default=True,
-              help="number of training images for calibration")
+@calib_option
 @click.option("--calib-method", type=_LibraryChoice(_calibration_methods), default="maxabs",
               show_default=True)
 @click.option("--percentile", type=float, default=99.99, show_default=True)
@@ -242,8 +244,6 @@ def quantize(model, bits, weight_bits, act_bits, config_path, rounding, overflow
     validate_bits("--bits", bits)
     weight_bits = validate_bits("--weight-bits", bits if weight_bits is None else weight_bits)
     act_bits = validate_bits("--act-bits", bits if act_bits is None else act_bits)
-    if calib < 1:
-        raise HwlenetError(f"--calib must be at least 1 image, not {calib}")
     check_writable(out, "--out")
     if json_path:
         check_writable(json_path, "--json")
@@ -372,11 +372,20 @@ def _coverage_lines(coverage):
 @click.option("--trace/--no-trace", default=True, show_default=True,
               help="give the design its trace port (checked layer by layer); an FPGA build "
                    "leaves it out and the bench then checks results only")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="per-layer formats (e.g. from hwlenet autotune) that QMODEL must have; "
+                   "refuses an artifact quantized otherwise")
 @data_dir_option
 @json_option
-def emit_verilog_command(qmodel, out_dir, array, vectors, cover, trace, data_dir, json_path):
-    """Write QMODEL's accelerator as Verilog with a self-checking testbench."""
+def emit_verilog_command(qmodel, out_dir, array, vectors, cover, trace, config_path, data_dir,
+                         json_path):
+    """Write QMODEL's accelerator as Verilog with a self-checking testbench.
+
+    The hardware is sized from the artifact's formats alone (the widest in use); --config only
+    checks that they are the ones asked for.
+    """
     from .quant.artifact import load_artifact
+    from .quant.quantize import check_artifact_config, load_config
     from .rtl.plan import parse_array
     from .verify.emit import emit_verilog
 
@@ -387,7 +396,9 @@ def emit_verilog_command(qmodel, out_dir, array, vectors, cover, trace, data_dir
     check_writable(out_dir, "--out", directory=True)
     if json_path:
         check_writable(json_path, "--json")
+    config = load_config(config_path)
     artifact = load_artifact(qmodel)
+    check_artifact_config(artifact, config, config_path)
     images = None
     if vectors:
         test_split = load_split("test", data_dir)

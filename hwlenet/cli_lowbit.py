@@ -7,7 +7,9 @@ reports every :class:`~hwlenet.errors.HwlenetError` as one line ``Error: ...`` w
 
 import click
 
-from .cli import data_dir_option, echo_data, json_option, load_split
+from .cli import (calib_option, data_dir_option, echo_data, json_option, limit_option,
+                  load_split)
+from .defaults import AUGMENTED_COPIES, LR_CANDIDATES, VALIDATION_IMAGES
 from .errors import HwlenetError
 from .outputs import atomic_path, check_writable, write_json
 
@@ -28,6 +30,35 @@ def _resolve_bits(bits, weight_bits, act_bits):
             validate_bits("--act-bits", bits if act_bits is None else act_bits))
 
 
+class _LearningRate(click.ParamType):
+    """``--lr``: ``auto`` or a number in (0, 1]."""
+
+    name = "auto|RATE"
+
+    def convert(self, value, param, ctx):
+        if value == "auto" or isinstance(value, float):
+            return value
+        try:
+            rate = float(value)
+        except ValueError:
+            rate = None
+        if rate is None or not 0 < rate <= 1:
+            self.fail(f"must be 'auto' or a number in (0, 1], not {value!r}", param, ctx)
+        return rate
+
+
+def _validation_options(command):
+    """``--validation`` and ``--augmented-copies``: the held-out part of the training data."""
+    command = click.option(
+        "--augmented-copies", type=click.IntRange(min=0), default=None,
+        help=f"also validate on this many seeded augmentations of each held-out image "
+             f"(default: {AUGMENTED_COPIES})")(command)
+    return click.option(
+        "--validation", "validation_images", type=click.IntRange(min=1), default=None,
+        help=f"training images held out for validation (default: {VALIDATION_IMAGES}, at "
+             "most a fifth of the training images)")(command)
+
+
 @click.command("qat")
 @click.argument("model", required=False, default=None)
 @click.option("--bits", type=int, default=4, show_default=True,
@@ -37,24 +68,29 @@ def _resolve_bits(bits, weight_bits, act_bits):
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="JSON file of per-layer formats (e.g. from hwlenet autotune)")
 @click.option("--epochs", type=click.IntRange(min=0), default=8, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Adam learning rate (default: 1e-3 at 2 bits, 5e-4 at 3, 2.5e-4 above)")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="seed of training and of the validation split")
+@click.option("--lr", type=_LearningRate(), default="auto", show_default=True,
+              metavar="auto|RATE",
+              help="Adam learning rate, or auto: fine-tune at each of "
+                   f"{', '.join(f'{rate:g}' for rate in LR_CANDIDATES)} on the training "
+                   "images less a held-out validation split and keep the best there (one "
+                   "training per rate, each on fewer images)")
+@_validation_options
 @click.option("--distill", type=click.FloatRange(min=0, max=1), default=None,
               help="weight of the distillation loss toward the float model (default: 0.5)")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--calib", type=click.IntRange(min=1), default=1000, show_default=True,
-              help="number of training images for calibration")
+@calib_option
 @click.option("--train-limit", type=click.IntRange(min=1), default=None,
               help="train on the first N training images only")
 @data_dir_option
-@click.option("--limit", type=click.IntRange(min=1), default=None,
-              help="evaluate on the first N test images only")
+@limit_option
 @click.option("--out", type=click.Path(dir_okay=False), required=True,
               help="QAT checkpoint to write (records its formats)")
 @json_option
-def qat_command(model, bits, weight_bits, act_bits, config_path, epochs, seed, lr, distill,
-                batch_size, calib, train_limit, data_dir, limit, out, json_path):
+def qat_command(model, bits, weight_bits, act_bits, config_path, epochs, seed, lr,
+                validation_images, augmented_copies, distill, batch_size, calib, train_limit,
+                data_dir, limit, out, json_path):
     """Fine-tune MODEL with fake quantization that computes the artifact's integers exactly.
 
     MODEL is a checkpoint path or a shipped model: lenet5-classic (default), lenet5-classic-fc
@@ -66,13 +102,16 @@ def qat_command(model, bits, weight_bits, act_bits, config_path, epochs, seed, l
     import torch
 
     from .checkpoint import resolve_model, save_checkpoint
-    from .quant.qat import (choose_config, classes_of, default_lr, fake_quant_logits,
-                            qat_finetune)
+    from .data import split_validation
+    from .quant.qat import (choose_config, classes_of, fake_quant_logits, qat_finetune,
+                            qat_select_lr)
     from .quant.quantize import check_config, load_config
 
     weight_bits, act_bits = _resolve_bits(bits, weight_bits, act_bits)
-    if lr is None:
-        lr = default_lr(min(weight_bits, act_bits))
+    if lr != "auto" and (validation_images is not None or augmented_copies is not None):
+        raise HwlenetError("--validation and --augmented-copies need --lr auto (a fixed rate "
+                           "trains on every training image)")
+    augmented_copies = AUGMENTED_COPIES if augmented_copies is None else augmented_copies
     check_writable(out, "--out")
     if json_path:
         check_writable(json_path, "--json")
@@ -81,7 +120,13 @@ def qat_command(model, bits, weight_bits, act_bits, config_path, epochs, seed, l
     check_config(user_config, float_model, config_path)
     train_split = load_split("train", data_dir, train_limit)
     test_split = load_split("test", data_dir, limit)
-    echo_data(("training", train_split), ("test", test_split))
+    uses = [("training", train_split)]
+    if lr == "auto":
+        train_split, validation = split_validation(train_split, validation_images, seed,
+                                                   augmented_copies)
+        uses = [("training", train_split),
+                (f"training ({_held_label(augmented_copies, len(validation))})", validation)]
+    echo_data(*uses, ("test", test_split))
     calibration = train_split.images[:calib]
     torch.manual_seed(seed)
     try:
@@ -90,13 +135,20 @@ def qat_command(model, bits, weight_bits, act_bits, config_path, epochs, seed, l
         if config_path is None:
             raise
         raise HwlenetError(f"{error} (with --config {config_path})") from None
-    fake = qat_finetune(float_model, train_split, calibration, config, epochs=epochs,
-                        seed=seed, batch_size=batch_size, lr=lr, distill=distill,
-                        description=f"qat W{weight_bits}A{act_bits}")
+    options = {"epochs": epochs, "seed": seed, "batch_size": batch_size, "distill": distill,
+               "description": f"qat W{weight_bits}A{act_bits}"}
+    if lr == "auto":
+        fake, selection = qat_select_lr(float_model, train_split, validation, calibration,
+                                        config, **options)
+    else:
+        fake, selection = qat_finetune(float_model, train_split, calibration, config, lr=lr,
+                                       **options), {"lr": lr}
     own = fake_quant_logits(fake, test_split.images)
     accuracy = float(np.mean(classes_of(fake.template, own) == test_split.labels))
     command = (f"hwlenet qat {label} --weight-bits {weight_bits} --act-bits {act_bits} "
                f"--epochs {epochs} --seed {seed} --lr {lr}"
+               + ("" if validation_images is None else f" --validation {validation_images}")
+               + (f" --augmented-copies {augmented_copies}" if lr == "auto" else "")
                + ("" if distill is None else f" --distill {distill}") + " "
                f"--batch-size {batch_size} "
                f"--calib {calib}" + (f" --config {config_path}" if config_path else "")
@@ -105,12 +157,16 @@ def qat_command(model, bits, weight_bits, act_bits, config_path, epochs, seed, l
         "arch": float_model.arch, "source_model": label, "source_meta": meta,
         "quant_config": config, "command": command,
         "qat": {"weight_bits": weight_bits, "act_bits": act_bits, "epochs": epochs,
-                "seed": seed, "lr": lr, "distill": distill, "batch_size": batch_size,
-                "calibration_images": calib,
-                "train_images": len(train_split)},
+                "seed": seed, **selection, "distill": distill, "batch_size": batch_size,
+                "calibration_images": calib, "train_images": len(train_split)},
         "test_images": len(test_split), "test_accuracy": accuracy,
     }
     save_checkpoint(float_model, out, new_meta, option="--out")
+    if "candidates" in selection:
+        tried = ", ".join(f"{rate} {score:.4f}" for rate, score in selection["candidates"].items())
+        click.echo(f"learning rate {selection['lr']:g} chosen on "
+                   f"{_held_label(augmented_copies, selection['validation_images'])} "
+                   f"({tried})")
     click.echo(f"{label}: QAT W{weight_bits}A{act_bits}, {epochs} epochs on "
                f"{len(train_split)} training images: fixed-point test accuracy {accuracy:.4f} "
                f"on {len(test_split)} images; wrote {out}")
@@ -120,6 +176,15 @@ def qat_command(model, bits, weight_bits, act_bits, config_path, epochs, seed, l
         click.echo(f"  {name:4} {formats}")
     click.echo(f"next: hwlenet quantize {out} --out ARTIFACT.npz (reuses these formats)")
     write_json(json_path, {"checkpoint": str(out), "model": label, **new_meta}, "--json")
+
+
+def _held_label(augmented_copies, total):
+    """How a validation split of ``total`` images was made, e.g. ``validation images: 2000
+    held out and 2 augmented copies of each``."""
+    held = total // (augmented_copies + 1)
+    return (f"validation images: {held} held out"
+            + (f" and {augmented_copies} augmented copies of each" if augmented_copies
+               else ""))
 
 
 @click.command("autotune")
@@ -133,11 +198,8 @@ def qat_command(model, bits, weight_bits, act_bits, config_path, epochs, seed, l
                    "--out-model)")
 @click.option("--out-model", type=click.Path(dir_okay=False), default=None,
               help="with --qat-epochs: the QAT checkpoint to write")
-@click.option("--validation", "validation_images", type=click.IntRange(min=1), default=2000,
-              show_default=True, help="training images held out to decide feasibility")
-@click.option("--augmented-copies", type=click.IntRange(min=0), default=2, show_default=True,
-              help="also validate on this many seeded augmentations of each held-out image")
-@click.option("--calib", type=click.IntRange(min=1), default=1000, show_default=True)
+@_validation_options
+@calib_option
 @click.option("--seed", type=int, default=0, show_default=True,
               help="seed of the validation split (and of QAT)")
 @click.option("--weight-widths", default="8,7,6,5,4,3,2", show_default=True,
@@ -145,8 +207,7 @@ def qat_command(model, bits, weight_bits, act_bits, config_path, epochs, seed, l
 @click.option("--act-widths", default="8,7,6,5,4,3,2", show_default=True,
               help="comma-separated activation widths to try ('' skips that phase)")
 @data_dir_option
-@click.option("--limit", type=click.IntRange(min=1), default=None,
-              help="report the test accuracy on the first N test images only")
+@limit_option
 @click.option("--out", type=click.Path(dir_okay=False), required=True,
               help="config JSON to write (accepted by quantize, qat)")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
@@ -163,7 +224,8 @@ def autotune_command(model, max_drop, objective, qat_epochs, out_model, validati
     import numpy as np
 
     from .checkpoint import resolve_model
-    from .quant.autotune import autotune, plot_search, split_validation
+    from .data import split_validation
+    from .quant.autotune import autotune, plot_search
     from .quant.qat import classes_of
     from .quant.quantize import quantize_model
     from .sim import simulate
@@ -178,12 +240,13 @@ def autotune_command(model, max_drop, objective, qat_epochs, out_model, validati
             check_writable(path, option)
     float_model, meta, label = resolve_model(model)
     train_split = load_split("train", data_dir)
+    augmented_copies = AUGMENTED_COPIES if augmented_copies is None else augmented_copies
     search_split, validation = split_validation(train_split, validation_images, seed,
-                                                   augmented_copies)
+                                                augmented_copies)
     test_split = load_split("test", data_dir, limit)
-    held = (f"training (validation: {validation_images} held out"
-            + (f" and {augmented_copies} augmented copies of each)" if augmented_copies else ")"))
-    echo_data(("training (search)", search_split), (held, validation), ("test", test_split))
+    echo_data(("training (search)", search_split),
+              (f"training ({_held_label(augmented_copies, len(validation))})", validation),
+              ("test", test_split))
     calibration = search_split.images[:calib]
     result = autotune(float_model, calibration, validation, max_drop, objective, weights, acts,
                       progress=True)
@@ -224,8 +287,8 @@ def autotune_command(model, max_drop, objective, qat_epochs, out_model, validati
         click.echo(f"  {name:4} weight {entry['weight']['width']}.{entry['weight']['frac']}  "
                    f"output {entry['output']['width']}.{entry['output']['frac']}")
     if qat_epochs:
-        click.echo(f"  QAT {qat_epochs} epochs: validation "
-                   f"{report['qat']['validation_accuracy']:.4f}; wrote {out_model}")
+        click.echo(f"  QAT {qat_epochs} epochs at learning rate {report['qat']['lr']:g}: "
+                   f"validation {report['qat']['validation_accuracy']:.4f}; wrote {out_model}")
     click.echo(f"test accuracy {test_accuracy:.4f} on {len(test_split)} images; wrote {out}"
                + (f" and {plot_path}" if plot_path else ""))
     write_json(json_path, report, "--json")
@@ -246,16 +309,16 @@ def _widths(option, text, allow_empty=False):
 
 def _refine(float_model, meta, label, search_split, validation, calibration, config, epochs,
             seed, out_model):
-    """QAT of the chosen config on the search split; writes the checkpoint (its formats
-    recorded); the report entry."""
+    """QAT of the chosen config on the search split, the learning rate chosen on the
+    validation split; writes the checkpoint (its formats recorded); the report entry."""
     from .checkpoint import save_checkpoint
     from .quant.autotune import refine_with_qat
 
-    accuracy = refine_with_qat(float_model, search_split, validation, calibration, config,
-                               epochs, seed, progress=True)
+    selection = refine_with_qat(float_model, search_split, validation, calibration, config,
+                                epochs, seed, progress=True)
     save_checkpoint(float_model, out_model, {
         "arch": float_model.arch, "source_model": label, "source_meta": meta,
         "quant_config": config, "qat": {"epochs": epochs, "seed": seed, "autotune": True,
-                                        "train_images": len(search_split)},
-        "validation_accuracy": accuracy}, option="--out-model")
-    return {"epochs": epochs, "validation_accuracy": accuracy, "checkpoint": str(out_model)}
+                                        **selection},
+        "validation_accuracy": selection["validation_accuracy"]}, option="--out-model")
+    return {"epochs": epochs, **selection, "checkpoint": str(out_model)}

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .defaults import VALIDATION_IMAGES
 from .errors import HwlenetError
 from .outputs import write_bytes
 
@@ -48,6 +49,7 @@ __all__ = [
     "read_idx",
     "resolve_data_dir",
     "resolve_data_source",
+    "split_validation",
     "write_sample",
 ]
 
@@ -57,6 +59,7 @@ MIRRORS_ENV = "HWLENET_MIRRORS"
 SAMPLE_TEST_IMAGES = 1000
 SAMPLE_TRAIN_IMAGES = 500
 SAMPLE_FILE = "mnist-sample.npz"
+
 _SAMPLE_KEYS = ("test_images", "test_labels", "train_images", "train_labels")
 
 MIRRORS = (
@@ -425,3 +428,42 @@ def write_sample(path, test, train):
     path.parent.mkdir(parents=True, exist_ok=True)
     write_bytes(path, payload)
     return len(payload)
+
+
+def split_validation(train, count=None, seed=0, augmented_copies=0):
+    """``(search, validation)``: a seeded random ``count`` images of ``train`` held out (by
+    default :data:`hwlenet.defaults.VALIDATION_IMAGES`, at most a fifth of ``train``); with
+    ``augmented_copies``, the validation split also holds that many seeded augmentations of
+    each held-out image (:func:`hwlenet.train.augment`, rounded to integer pixels), which the
+    float model has never seen either.
+
+    Raises
+    ------
+    HwlenetError
+        When ``count`` is not between 1 and ``len(train) - 1`` or ``augmented_copies`` is
+        negative.
+    """
+    if count is None:
+        count = max(1, min(VALIDATION_IMAGES, len(train) // 5))
+    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count < len(train):
+        raise HwlenetError(f"the validation split must hold 1 to {len(train) - 1} of the "
+                           f"{len(train)} training images, not {count!r}")
+    if not isinstance(augmented_copies, int) or augmented_copies < 0:
+        raise HwlenetError(f"augmented copies must be a non-negative integer, not "
+                           f"{augmented_copies!r}")
+    order = np.random.default_rng(seed).permutation(len(train))
+    held, rest = np.sort(order[:count]), np.sort(order[count:])
+    images, labels = [train.images[held]], [train.labels[held]]
+    if augmented_copies:
+        import torch
+
+        from .train import augment
+
+        generator = torch.Generator().manual_seed(seed)
+        pixels = torch.from_numpy(train.images[held]).float().unsqueeze(1)
+        for _ in range(augmented_copies):
+            moved = torch.floor(augment(pixels, generator) + 0.5).clamp(0, 255)
+            images.append(moved.squeeze(1).to(torch.uint8).numpy())
+            labels.append(train.labels[held])
+    return (MnistSplit(train.images[rest], train.labels[rest], train.source),
+            MnistSplit(np.concatenate(images), np.concatenate(labels), train.source))

@@ -10,7 +10,7 @@ from tqdm import tqdm
 from .errors import HwlenetError
 from .models import RBF_MAP_J, build_model, map_loss
 
-__all__ = ["augment", "evaluate_model", "predict", "train_loss", "train_model"]
+__all__ = ["augment", "evaluate_model", "fit", "predict", "train_loss", "train_model"]
 
 
 def augment(pixels, generator, max_degrees=12.0, max_scale=0.12, max_shift=2.5):
@@ -59,6 +59,36 @@ def train_loss(model, pixels, labels):
     return F.cross_entropy(model(pixels), labels)
 
 
+def fit(model, train, batch_loss, optimizer, schedule, epochs, batch_size, generator,
+        description, progress=True):
+    """Minimise ``batch_loss`` over ``epochs`` passes of seeded, shuffled mini-batches of
+    ``train``, stepping ``optimizer`` and then ``schedule`` once per batch; ``model`` is left in
+    eval mode.
+
+    ``batch_loss(pixels, labels)`` is the loss of one batch: float pixels ``(N, 1, 28, 28)`` in
+    0..255 and int64 labels. ``generator`` orders the batches (and may serve ``batch_loss``).
+    A progress bar named ``description`` counts the batches unless ``progress`` is false.
+    """
+    images = torch.from_numpy(train.images).float().unsqueeze(1)
+    labels = torch.from_numpy(train.labels.astype(np.int64))
+    steps = epochs * math.ceil(len(train) / batch_size)
+    with tqdm(total=steps, desc=description, unit="batch",
+              disable=not progress) as bar:  # closed before an error or Ctrl-C is reported
+        for epoch in range(epochs):
+            model.train()
+            order = torch.randperm(len(train), generator=generator)
+            for start in range(0, len(train), batch_size):
+                index = order[start : start + batch_size]
+                loss = batch_loss(images[index], labels[index])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                bar.update()
+            bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
+    model.eval()
+
+
 def train_model(arch, train, test=None, epochs=40, seed=0, batch_size=64, lr=2e-3,
                 progress=True):
     """Train a fresh model of ``arch`` on ``train`` with augmentation; reproducible per seed.
@@ -79,29 +109,12 @@ def train_model(arch, train, test=None, epochs=40, seed=0, batch_size=64, lr=2e-
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     model = build_model(arch)
-    images = torch.from_numpy(train.images).float().unsqueeze(1)
-    labels = torch.from_numpy(train.labels.astype(np.int64))
-    steps_per_epoch = math.ceil(len(train) / batch_size)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch, pct_start=0.15
-    )
-    with tqdm(total=epochs * steps_per_epoch, desc=f"train {arch}", unit="batch",
-              disable=not progress) as bar:  # closed before an error or Ctrl-C is reported
-        for epoch in range(epochs):
-            model.train()
-            order = torch.randperm(len(train), generator=generator)
-            for start in range(0, len(train), batch_size):
-                index = order[start : start + batch_size]
-                batch = augment(images[index], generator)
-                loss = train_loss(model, batch, labels[index])
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-                bar.update()
-            bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
-    model.eval()
+        optimizer, max_lr=lr, total_steps=epochs * math.ceil(len(train) / batch_size),
+        pct_start=0.15)
+    fit(model, train, lambda batch, labels: train_loss(model, augment(batch, generator), labels),
+        optimizer, schedule, epochs, batch_size, generator, f"train {arch}", progress)
     meta = {"arch": arch, "epochs": epochs, "seed": seed, "batch_size": batch_size, "lr": lr,
             "train_images": len(train),
             "loss": f"map (j={RBF_MAP_J:g})" if model.output_rule == "argmin" else "cross-entropy"}

@@ -32,12 +32,15 @@ def test_exports():
         hwlenet.no_such_name  # noqa: B018
 
 
-def test_import_is_light():
-    """``import hwlenet`` imports neither torch nor amaranth (the names load on first use)."""
-    code = "import sys, hwlenet; print('torch' in sys.modules, 'amaranth' in sys.modules)"
+@pytest.mark.parametrize("module", ["hwlenet", "hwlenet.cli"])
+def test_import_is_light(module):
+    """``import hwlenet`` and the command line (so ``hwlenet --help`` and every bad-input error)
+    import none of numpy, torch, numba and amaranth: the names load on first use."""
+    code = (f"import sys, {module}; print([name for name in ('numpy', 'torch', 'numba', "
+            "'amaranth') if name in sys.modules])")
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True).stdout
-    assert output.split() == ["False", "False"]
+    assert output.strip() == "[]"
 
 
 def test_quantize_and_simulate_agree_with_the_modules(digit_images):

@@ -85,7 +85,7 @@ def config_file(folder, layers):
     (["quantize", "--bits", "0", "--out", "q.npz"], "--bits must be an integer from 2 to 32"),
     (["quantize", "--bits", "33", "--out", "q.npz"], "--bits must be an integer from 2 to 32"),
     (["quantize", "--act-bits", "1", "--out", "q.npz"], "--act-bits must be"),
-    (["quantize", "--calib", "0", "--out", "q.npz"], "--calib must be at least 1"),
+    (["quantize", "--calib", "0", "--out", "q.npz"], "'--calib': 0 is not in the range"),
     (["quantize", "--config", "missing.json", "--out", "q.npz"], "cannot read config"),
     (["quantize", "lenet5-relu", "--config", {"fc9": {"weight": {"width": 4}}}, "--data-dir",
       "MNIST", "--out", "q.npz"], "config.json: names layer 'fc9'"),

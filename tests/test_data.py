@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 
 from hwlenet import HwlenetError
-from hwlenet.data import (FILES, SAMPLE_TEST_IMAGES, SAMPLE_TRAIN_IMAGES, cache_dir,
-                          download_mnist, load_mnist, load_sample, read_idx, resolve_data_dir,
-                          resolve_data_source, sample_path, write_sample)
+from hwlenet.data import (FILES, SAMPLE_TEST_IMAGES, SAMPLE_TRAIN_IMAGES, MnistSplit,
+                          cache_dir, download_mnist, load_mnist, load_sample, read_idx,
+                          resolve_data_dir, resolve_data_source, sample_path, split_validation,
+                          write_sample)
+from hwlenet.defaults import VALIDATION_IMAGES
 
 
 def idx_bytes(array, type_code=0x08):
@@ -238,3 +240,38 @@ def test_named_folder_that_is_a_file(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(HwlenetError, match="not a directory"):
         load_mnist("test", tmp_path / "f", download=False)
+
+
+def _numbered(count, seed=0):
+    """``count`` distinct seeded random images with random labels."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (count, 28, 28), dtype=np.uint8)
+    images[:, 0, :2] = np.stack([np.arange(count) // 256, np.arange(count) % 256], axis=1)
+    return MnistSplit(images, rng.integers(0, 10, count).astype(np.uint8), "fixture")
+
+
+def test_validation_split_is_held_out_and_seeded():
+    train = _numbered(300)
+    search, validation = split_validation(train, 100, seed=4, augmented_copies=2)
+    again = split_validation(train, 100, seed=4, augmented_copies=2)[1]
+    assert len(search) == 200 and len(validation) == 300
+    np.testing.assert_array_equal(validation.images, again.images)
+    held = {image.tobytes() for image in validation.images[:100]}
+    assert not held & {image.tobytes() for image in search.images}
+    assert len(held | {image.tobytes() for image in search.images}) == 300
+    assert not np.array_equal(validation.images[:100], validation.images[100:200])
+    np.testing.assert_array_equal(validation.labels[:100], validation.labels[200:])
+    other = split_validation(train, 100, seed=5)[1]
+    assert not np.array_equal(other.images, validation.images[:100])
+
+
+@pytest.mark.parametrize("size, held", [(300, 60), (5, 1), (20000, VALIDATION_IMAGES)])
+def test_default_validation_is_at_most_a_fifth(size, held):
+    search, validation = split_validation(_numbered(size))
+    assert (len(search), len(validation)) == (size - held, held)
+
+
+@pytest.mark.parametrize("count", [0, 300, True])
+def test_bad_validation_size(count):
+    with pytest.raises(HwlenetError, match="validation split must hold"):
+        split_validation(_numbered(300), count)

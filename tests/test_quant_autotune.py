@@ -10,11 +10,12 @@ from click.testing import CliRunner
 from hwlenet import HwlenetError
 from hwlenet.checkpoint import resolve_model
 from hwlenet.cli import main
-from hwlenet.data import MnistSplit
-from hwlenet.quant.autotune import (autotune, costs, pareto_front, plot_search, refine_with_qat,
-                                    split_validation)
+from hwlenet.data import MnistSplit, split_validation
+from hwlenet.defaults import LR_CANDIDATES
+from hwlenet.quant.autotune import autotune, costs, pareto_front, plot_search, refine_with_qat
 from hwlenet.quant.qat import classes_of
 from hwlenet.quant.quantize import load_config, quantize_model
+from hwlenet.rtl.plan import plan_hardware
 from hwlenet.sim import simulate
 from hwlenet.verify.cosim import run_cosim
 from hwlenet.verify.emit import emit_verilog
@@ -48,6 +49,20 @@ def test_costs_of_the_uniform_8_bit_model(qmodels):
     assert found["activation-bits"] == sum(
         int(np.prod(layer.out_shape)) * layer.output_format.width
         for layer in qmodel.layers if layer.kind != "maxpool")
+
+
+@pytest.mark.parametrize("name", ["lenet5-classic", "lenet5-relu"])
+def test_multiplier_cost_is_the_planned_multiplier(name, digit_images):
+    """The PE multiplier the plan builds, also when the subsampling coefficients (applied by the
+    post-processor, not the array) are the widest weights."""
+    model = resolve_model(name)[0]
+    config = {"layers": {"c1": {"weight": {"width": 3}}, "c3": {"weight": {"width": 3}}}}
+    if name == "lenet5-classic":
+        config["layers"]["s2"] = {"weight": {"width": 8}}
+    qmodel = quantize_model(model, digit_images[0][:100], 4, 4, config=config)
+    plan = plan_hardware(qmodel, 8, 8)
+    assert costs(qmodel)["multipliers"] == plan.weight_width * plan.operand_width
+    assert plan.weight_width == 4
 
 
 def test_search_answer_is_feasible_and_no_costlier_than_uniform(tiny_search):
@@ -92,24 +107,6 @@ def test_pareto_front(points, front):
     assert pareto_front(points) == front
 
 
-def test_validation_split_is_held_out_and_seeded(digit_images):
-    train = _labelled(digit_images[0][:300])
-    search, validation = split_validation(train, 100, seed=4, augmented_copies=2)
-    again = split_validation(train, 100, seed=4, augmented_copies=2)[1]
-    assert len(search) == 200 and len(validation) == 300
-    np.testing.assert_array_equal(validation.images, again.images)
-    held = {image.tobytes() for image in validation.images[:100]}
-    assert not held & {image.tobytes() for image in search.images}
-    assert not np.array_equal(validation.images[:100], validation.images[100:200])
-    np.testing.assert_array_equal(validation.labels[:100], validation.labels[200:])
-
-
-@pytest.mark.parametrize("count", [0, 300, True])
-def test_bad_validation_size(digit_images, count):
-    with pytest.raises(HwlenetError, match="validation split must hold"):
-        split_validation(_labelled(digit_images[0][:300]), count)
-
-
 @pytest.mark.parametrize("options, message", [
     ({"max_drop": -1}, "max drop must be"),
     ({"objective": "luts"}, "objective must be one of"),
@@ -145,6 +142,18 @@ def test_autotune_cli_writes_a_config_quantize_accepts(tmp_path, data_dir):
                                        "--calib", "50", "--data-dir", str(data_dir),
                                        "--out", str(artifact)])
     assert result.exit_code == 0, result.output
+    # emit-verilog accepts the config for the artifact quantized with it, and refuses another
+    result = CliRunner().invoke(main, ["emit-verilog", str(artifact), "--config", str(config),
+                                       "--array", "2x2", "--out", str(tmp_path / "rtl")])
+    assert result.exit_code == 0, result.output
+    uniform = tmp_path / "u.npz"
+    assert CliRunner().invoke(main, ["quantize", "lenet5-relu", "--bits", "8", "--calib", "50",
+                                     "--data-dir", str(data_dir), "--out",
+                                     str(uniform)]).exit_code == 0
+    result = CliRunner().invoke(main, ["emit-verilog", str(uniform), "--config", str(config),
+                                       "--out", str(tmp_path / "rtl8")])
+    assert result.exit_code == 2 and "the artifact's format is" in result.output
+    assert not (tmp_path / "rtl8").exists()
 
 
 @pytest.mark.parametrize("arguments, message", [
@@ -186,8 +195,9 @@ def test_qat_refinement_trains_only_on_the_search_split(digit_images):
     config = autotune(model, calibration[:100], validation, 5.0, weight_widths=(4, 3),
                       act_widths=())["config"]
     before = {key: value.clone() for key, value in model.state_dict().items()}
-    accuracy = refine_with_qat(model, search, validation, calibration[:100], config, 1, seed=0)
+    selection = refine_with_qat(model, search, validation, calibration[:100], config, 1, seed=0)
     assert any(not torch.equal(before[key], value) for key, value in model.state_dict().items())
     artifact = quantize_model(model, calibration[:100], config=config)
     expected = np.mean(simulate(artifact, validation.images).classes == validation.labels)
-    assert accuracy == expected
+    assert selection["validation_accuracy"] == expected
+    assert selection["lr"] in LR_CANDIDATES and selection["train_images"] == len(search)

@@ -10,9 +10,12 @@ from click.testing import CliRunner
 from hwlenet import HwlenetError
 from hwlenet.checkpoint import load_checkpoint, resolve_model
 from hwlenet.cli import main
-from hwlenet.data import MnistSplit
-from hwlenet.quant.qat import (FakeQuantModel, choose_config, classes_of, config_from_checkpoint,
-                               fake_quant_logits, qat_finetune)
+from hwlenet.data import MnistSplit, split_validation
+from hwlenet.defaults import LR_CANDIDATES
+from hwlenet.quant import qat
+from hwlenet.quant.qat import (FakeQuantModel, QatDiverged, choose_config, classes_of,
+                               config_from_checkpoint, fake_quant_logits, qat_finetune,
+                               qat_select_lr)
 from hwlenet.quant.quantize import load_config, quantize_model
 from hwlenet.sim import simulate
 
@@ -137,6 +140,10 @@ def test_qat_cli_writes_a_checkpoint_whose_formats_quantize_reuses(tmp_path, dat
             assert layer.output_format.to_dict() == recorded["output"]
             assert layer.bias_format.to_dict() == recorded["bias"]
     assert meta["qat"]["weight_bits"] == 3 and meta["test_images"] == 100
+    # --lr auto (the default): 40 of the 200 images held out (a fifth), the rest trained on
+    assert meta["qat"]["lr"] in LR_CANDIDATES and meta["qat"]["train_images"] == 160
+    assert sorted(map(float, meta["qat"]["candidates"])) == sorted(LR_CANDIDATES)
+    assert meta["qat"]["validation_images"] == 40 * 3
     fake = FakeQuantModel(model, artifact)
     images = digit_images[1][:100]
     np.testing.assert_array_equal(fake_quant_logits(fake, images),
@@ -145,6 +152,97 @@ def test_qat_cli_writes_a_checkpoint_whose_formats_quantize_reuses(tmp_path, dat
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config))
     assert load_config(path) == config
+
+
+def test_qat_cli_with_a_fixed_rate_trains_on_every_image(tmp_path, data_dir):
+    out = tmp_path / "qat.pt"
+    result = CliRunner().invoke(main, [
+        "qat", "lenet5-relu", "--bits", "4", "--epochs", "1", "--lr", "1e-3", "--train-limit",
+        "100", "--calib", "50", "--limit", "50", "--data-dir", str(data_dir), "--out",
+        str(out)])
+    assert result.exit_code == 0, result.output
+    meta = load_checkpoint(out)[1]
+    assert meta["qat"]["lr"] == 1e-3 and meta["qat"]["train_images"] == 100
+    assert "candidates" not in meta["qat"] and "--lr 0.001" in meta["command"]
+
+
+@pytest.fixture(scope="module")
+def selection_run(digit_images):
+    """``qat_select_lr`` on 128 images (48 held out) at two rates, and each rate on its own."""
+    calibration = digit_images[0]
+    search, validation = split_validation(_split(calibration[:128]), 48, seed=1)
+    model = resolve_model("lenet5-relu")[0]
+    config = choose_config(model, calibration[:100], 3, 3)
+    rates = (2e-3, 1e-4)
+    fake, selection = qat_select_lr(model, search, validation, calibration[:100], config,
+                                    candidates=rates, epochs=1, seed=3, progress=False)
+    alone = {}
+    for rate in rates:
+        trial = resolve_model("lenet5-relu")[0]
+        trained = qat_finetune(trial, search, calibration[:100], config, epochs=1, seed=3,
+                               lr=rate, progress=False)
+        own = fake_quant_logits(trained, validation.images)
+        alone[rate] = (float(np.mean(classes_of(trained.template, own) == validation.labels)),
+                       trial)
+    return model, fake, selection, alone, validation
+
+
+def test_selection_keeps_the_rate_with_the_best_validation_accuracy(selection_run):
+    model, fake, selection, alone, validation = selection_run
+    assert selection["candidates"] == {f"{rate:g}": score for rate, (score, _) in alone.items()}
+    best = max(alone, key=lambda rate: (alone[rate][0], -rate))
+    assert selection["lr"] == best
+    assert selection["validation_accuracy"] == alone[best][0]
+    assert (selection["validation_images"], selection["train_images"]) == (48, 80)
+    for key, value in alone[best][1].state_dict().items():
+        torch.testing.assert_close(model.state_dict()[key], value, rtol=0, atol=0)
+    assert fake.model is model
+    own = fake_quant_logits(fake, validation.images)
+    assert np.mean(classes_of(fake.template, own) == validation.labels) == \
+        selection["validation_accuracy"]
+
+
+def test_selection_ties_go_to_the_lowest_rate(digit_images):
+    images = digit_images[0][:60]
+    search, validation = split_validation(_split(images), 20)
+    model = resolve_model("lenet5-relu")[0]
+    config = choose_config(model, images, 4, 4)
+    _, selection = qat_select_lr(model, search, validation, images, config,
+                                 candidates=(1e-3, 1e-4, 5e-4), epochs=0, progress=False)
+    assert len(set(selection["candidates"].values())) == 1 and selection["lr"] == 1e-4
+
+
+def test_a_diverging_rate_is_skipped_and_all_diverging_is_an_error(digit_images, monkeypatch):
+    images = digit_images[0][:60]
+    search, validation = split_validation(_split(images), 20)
+    config = choose_config(resolve_model("lenet5-relu")[0], images, 4, 4)
+    real = qat.qat_finetune
+
+    def diverging_above_1e_4(model, *args, lr, **options):
+        if lr > 1e-4:
+            raise QatDiverged(f"QAT diverged at learning rate {lr:g}")
+        return real(model, *args, lr=lr, **options)
+
+    monkeypatch.setattr(qat, "qat_finetune", diverging_above_1e_4)
+    model = resolve_model("lenet5-relu")[0]
+    _, selection = qat_select_lr(model, search, validation, images, config,
+                                 candidates=(1e-3, 1e-4), epochs=1, progress=False)
+    assert selection["lr"] == 1e-4 and selection["candidates"]["0.001"] is None
+    with pytest.raises(QatDiverged, match=r"every learning rate tried \(0.001, 0.0005\)"):
+        qat_select_lr(model, search, validation, images, config, candidates=(1e-3, 5e-4),
+                      epochs=1, progress=False)
+
+
+@pytest.mark.parametrize("candidates", [(), (0.0,), (-1e-3,), (True,), ("fast",), (2.0,),
+                                        (float("nan"),)])
+def test_bad_candidate_rates_are_errors(digit_images, candidates):
+    images = digit_images[0][:60]
+    search, validation = split_validation(_split(images), 20)
+    model = resolve_model("lenet5-relu")[0]
+    config = choose_config(model, images, 4, 4)
+    with pytest.raises(HwlenetError, match=r"learning rates must be numbers in \(0, 1\]"):
+        qat_select_lr(model, search, validation, images, config, candidates=candidates,
+                      epochs=1, progress=False)
 
 
 def test_a_float_checkpoint_has_no_qat_config():
@@ -178,6 +276,14 @@ def test_bad_training_options_are_errors(digit_images, options, message):
     (["--config", "missing.json"], "cannot read config"),
     (["--out", "no/such/folder/x.pt"], "does not exist"),
     (["nosuchmodel"], "no model 'nosuchmodel'"),
+    (["--lr", "fast"], "must be 'auto' or a number in (0, 1]"),
+    (["--lr", "0"], "must be 'auto' or a number in (0, 1]"),
+    (["--lr", "1e39"], "must be 'auto' or a number in (0, 1]"),
+    (["--lr", "nan"], "must be 'auto' or a number in (0, 1]"),
+    (["--lr", "1e-3", "--validation", "100"], "--validation and --augmented-copies need"),
+    (["--lr", "1e-3", "--augmented-copies", "0"], "--validation and --augmented-copies need"),
+    (["--train-limit", "100", "--validation", "100"],
+     "the validation split must hold 1 to 99 of the 100 training images"),
 ])
 def test_qat_bad_input_is_one_line(tmp_path, monkeypatch, arguments, message):
     monkeypatch.chdir(tmp_path)

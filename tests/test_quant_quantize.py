@@ -1,4 +1,5 @@
 import json
+import re
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ from hwlenet import HwlenetError
 from hwlenet.checkpoint import resolve_model
 from hwlenet.models import TANH_AMPLITUDE, TANH_SLOPE
 from hwlenet.quant.artifact import accumulator_bound, load_artifact, save_artifact
-from hwlenet.quant.quantize import quantize_model
+from hwlenet.quant.quantize import check_artifact_config, quantize_model
 from hwlenet.sim import simulate
 
 rng = np.random.default_rng(0)
@@ -88,6 +89,31 @@ def test_config_overrides_a_layer(quantized):
     if out.is_rbf:
         assert out.input_format == layer.output_format and out.acc_frac == 12
         assert out.accumulator_width == (84 * 2**12 + 2 * 84 * 2**19).bit_length() + 1
+
+
+@pytest.mark.parametrize("entry, message", [
+    (None, None),
+    ({"weight": {"width": 7}}, "weight: the artifact's format is s6."),
+    ({"output": {"frac": 11}}, "output: the artifact's format is s20.12"),
+    ({"weight": {"overflow": "wrap"}}, "not overflow 'wrap'"),
+    ({"pre": {"width": 8}}, "the artifact has no pre format"),
+])
+def test_artifact_config_check(quantized, entry, message):
+    """``emit-verilog --config``: the artifact must carry every format the config sets."""
+    model, _ = quantized
+    name = "f6" if model.output_rule == "argmin" else "out"
+    config = {"layers": {name: {"weight": {"width": 6}, "output": {"width": 20, "frac": 12}}}}
+    qmodel = quantize_model(model, CALIBRATION, config=config)
+    check_artifact_config(qmodel, config)
+    if entry is None:
+        with pytest.raises(HwlenetError, match="config c.json: names layer 'zz', which the "
+                                               "artifact does not have"):
+            check_artifact_config(qmodel, {"layers": {"zz": {}}}, "c.json")
+        return
+    if "pre" in entry and model.arch == "classic":
+        name = "out"  # the RBF layer: tanh layers do have a pre format
+    with pytest.raises(HwlenetError, match=f"layer {name}\\b.*{re.escape(message)}"):
+        check_artifact_config(qmodel, {"layers": {name: entry}})
 
 
 def test_percentile_calibration_gives_no_fewer_fraction_bits(quantized):

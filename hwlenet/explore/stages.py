@@ -143,12 +143,13 @@ QAT_SEED = 0
 def quantize_stage(root, model, precision, calibration, train=None):
     """Quantize ``model`` (a shipped name or checkpoint path) at ``precision`` (``{"bits": b}``
     or ``{"config": path}``, with ``"qat_epochs"``: 0, or that many epochs of
-    :func:`hwlenet.quant.qat.qat_finetune` on ``train``, ``(images, labels)``, first) on the
+    :func:`hwlenet.quant.qat.qat_select_lr` on ``train``, ``(images, labels)``, first) on the
     ``calibration`` images; the result names the artifact ``model.npz`` (relative to
     ``root``) and its SHA-256 and weight memory."""
     from ..api import quantize
     from ..checkpoint import SHIPPED_MODELS, shipped_path
     from ..quant.artifact import save_artifact
+    from ..defaults import AUGMENTED_COPIES, LR_CANDIDATES, VALIDATION_IMAGES
     from ..quant.quantize import load_config
 
     checkpoint = shipped_path(model) if model in SHIPPED_MODELS else Path(model)
@@ -159,7 +160,9 @@ def quantize_stage(root, model, precision, calibration, train=None):
         inputs["bits"] = precision["bits"]
     epochs = precision.get("qat_epochs", 0)
     if epochs:
-        inputs["qat"] = {"epochs": epochs, "seed": QAT_SEED, "train": images_digest(*train)}
+        inputs["qat"] = {"epochs": epochs, "seed": QAT_SEED, "train": images_digest(*train),
+                         "lr": list(LR_CANDIDATES), "validation": VALIDATION_IMAGES,
+                         "augmented_copies": AUGMENTED_COPIES}
     key = stage_key("quantize", **inputs)
     cached = _cached(root, "quantize", key)
     if cached:
@@ -186,21 +189,26 @@ def quantize_stage(root, model, precision, calibration, train=None):
 
 
 def _fine_tuned(model, precision, config, calibration, train, epochs):
-    """The artifact of ``hwlenet qat`` (default rate and distillation) at ``precision``."""
+    """The artifact of ``hwlenet qat`` at ``precision``: default distillation, the learning
+    rate chosen on the default validation split of ``train`` (``--lr auto``), calibrated on as
+    many images as ``calibration`` holds, taken from the rest of ``train`` as ``hwlenet qat``
+    takes them."""
     import torch
 
     from ..checkpoint import resolve_model
-    from ..data import MnistSplit
-    from ..quant.qat import choose_config, default_lr, qat_finetune
+    from ..data import MnistSplit, split_validation
+    from ..defaults import AUGMENTED_COPIES
+    from ..quant.qat import choose_config, qat_select_lr
 
     float_model = resolve_model(model)[0]
     bits = precision.get("bits", 8)
+    search, validation = split_validation(MnistSplit(*train, source="explore"), None, QAT_SEED,
+                                          AUGMENTED_COPIES)
+    calibration = search.images[: len(calibration)]
     torch.manual_seed(QAT_SEED)
     formats = choose_config(float_model, calibration, bits, bits, config)
-    widths = [spec["width"] for entry in formats["layers"].values() for spec in entry.values()]
-    fake = qat_finetune(float_model, MnistSplit(*train, source="explore"), calibration,
-                        formats, epochs=epochs, seed=QAT_SEED, lr=default_lr(min(widths)),
-                        progress=False)
+    fake, _ = qat_select_lr(float_model, search, validation, calibration, formats,
+                            epochs=epochs, seed=QAT_SEED, progress=False)
     return fake.template
 
 

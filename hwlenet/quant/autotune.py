@@ -22,20 +22,20 @@ Search (greedy, each step keeping only feasible candidates):
    answer's formats on the rest of the training data, which recovers test accuracy that the
    validation split, seen by the float model's training, cannot show.
 
-The validation split (:func:`split_validation`) is a seeded part of the training split, plus by
-default two seeded augmentations of each of its images: the shipped float models were trained
-on every training image, so the plain held-out images are almost all classified right and
-barely tell configurations apart; their augmentations are images no model has seen.
+The validation split (:func:`hwlenet.data.split_validation`) is a seeded part of the training
+split, plus by default two seeded augmentations of each of its images: the shipped float
+models were trained on every training image, so the plain held-out images are almost all
+classified right and barely tell configurations apart; their augmentations are images no model
+has seen.
 
 Costs of a candidate (:func:`costs`):
 
 ``weight-bits``
     the weight memory: the sum over weighted layers of (number of weights) x (weight width);
 ``multipliers``
-    the size of the processing elements' multiplier, which the hardware sizes from the widest
-    formats in use: (widest weight width) x (widest multiplier operand, the signed width of
-    every weighted layer's input and of every max-pooled output), as
-    :func:`hwlenet.rtl.plan.plan_hardware` sizes it;
+    the size of the processing elements' multiplier, (weight width) x (operand width) as
+    :func:`hwlenet.rtl.plan.multiplier_widths` sizes the hardware from the widest formats in
+    use;
 ``activation-bits``
     bits of every layer's output for one image (the feature buffers' contents).
 """
@@ -50,8 +50,7 @@ from ..sim.simulator import simulate
 from .qat import classes_of, config_of
 from .quantize import check_config, fitting_format, quantize_model
 
-__all__ = ["OBJECTIVES", "autotune", "costs", "pareto_front", "plot_search", "refine_with_qat",
-           "split_validation"]
+__all__ = ["OBJECTIVES", "autotune", "costs", "pareto_front", "plot_search", "refine_with_qat"]
 
 OBJECTIVES = ("weight-bits", "multipliers")
 #: Fractional-bit offsets tried for weights, above the range-fitted value.
@@ -63,55 +62,15 @@ WIDTHS = (8, 7, 6, 5, 4, 3, 2)
 def costs(qmodel):
     """``{"weight-bits": ..., "multipliers": ..., "activation-bits": ...}`` of an artifact
     (see the module docstring)."""
+    from ..rtl.plan import multiplier_widths
+
     weighted = [layer for layer in qmodel.layers if layer.has_weights]
     weight_bits = sum(int(layer.weight.size) * layer.weight_format.width for layer in weighted)
-    operands = [layer.input_format.signed_width for layer in weighted]
-    for previous, layer in zip(qmodel.layers, qmodel.layers[1:]):
-        if previous.kind == "maxpool":
-            operands.append(previous.output_format.signed_width)
-    widest_weight = max(layer.weight_format.width for layer in weighted)
+    weight_width, operand_width = multiplier_widths(qmodel)
     activation_bits = sum(int(np.prod(layer.out_shape)) * layer.output_format.width
                           for layer in qmodel.layers if layer.kind != "maxpool")
-    return {"weight-bits": weight_bits, "multipliers": widest_weight * max(operands),
+    return {"weight-bits": weight_bits, "multipliers": weight_width * operand_width,
             "activation-bits": activation_bits}
-
-
-def split_validation(train, count, seed=0, augmented_copies=0):
-    """``(search, validation)``: a seeded random ``count`` images of ``train`` held out; with
-    ``augmented_copies``, the validation split also holds that many seeded augmentations of
-    each held-out image (:func:`hwlenet.train.augment`, rounded to integer pixels), which the
-    float model has never seen either.
-
-    Raises
-    ------
-    HwlenetError
-        When ``count`` is not between 1 and ``len(train) - 1`` or ``augmented_copies`` is
-        negative.
-    """
-    from ..data import MnistSplit
-
-    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count < len(train):
-        raise HwlenetError(f"the validation split must hold 1 to {len(train) - 1} of the "
-                           f"{len(train)} training images, not {count!r}")
-    if not isinstance(augmented_copies, int) or augmented_copies < 0:
-        raise HwlenetError(f"augmented copies must be a non-negative integer, not "
-                           f"{augmented_copies!r}")
-    order = np.random.default_rng(seed).permutation(len(train))
-    held, rest = np.sort(order[:count]), np.sort(order[count:])
-    images, labels = [train.images[held]], [train.labels[held]]
-    if augmented_copies:
-        import torch
-
-        from ..train import augment
-
-        generator = torch.Generator().manual_seed(seed)
-        pixels = torch.from_numpy(train.images[held]).float().unsqueeze(1)
-        for _ in range(augmented_copies):
-            moved = torch.floor(augment(pixels, generator) + 0.5).clamp(0, 255)
-            images.append(moved.squeeze(1).to(torch.uint8).numpy())
-            labels.append(train.labels[held])
-    return (MnistSplit(train.images[rest], train.labels[rest], train.source),
-            MnistSplit(np.concatenate(images), np.concatenate(labels), train.source))
 
 
 class _Search:
@@ -290,17 +249,18 @@ def autotune(model, calibration_images, validation, max_drop, objective="weight-
 def refine_with_qat(model, search_split, validation, calibration_images, config, epochs,
                     seed=0, progress=False):
     """Fine-tune ``model`` in place with QAT under the chosen ``config`` on the search split
-    (never the validation or test images); its fixed-point validation accuracy afterwards.
+    (never the validation or test images), the learning rate chosen on the validation split
+    by :func:`~hwlenet.quant.qat.qat_select_lr`; returns its selection record, whose
+    ``validation_accuracy`` is the fine-tuned model's fixed-point validation accuracy.
 
     The formats stay those of ``config``; quantizing the fine-tuned model with it gives the
     artifact whose accuracy this is (the QAT forward is that artifact's integer forward).
     """
-    from .qat import fake_quant_logits, qat_finetune
+    from .qat import qat_select_lr
 
-    fake = qat_finetune(model, search_split, calibration_images, config, epochs=epochs,
-                        seed=seed, progress=progress, description="autotune qat")
-    own = fake_quant_logits(fake, validation.images)
-    return float(np.mean(classes_of(fake.template, own) == validation.labels))
+    return qat_select_lr(model, search_split, validation, calibration_images, config,
+                         epochs=epochs, seed=seed, progress=progress,
+                         description="autotune qat")[1]
 
 
 def pareto_front(points):

@@ -31,9 +31,12 @@ whose fixed codes the forward pass takes from the artifact).
 
 Training
 --------
-:func:`qat_finetune`: Adam, cosine-decayed learning rate (:func:`default_lr` by width),
-augmented batches rounded to integer pixels, cross-entropy plus distillation toward the float
-model; seeded, reproducible on CPU.
+:func:`qat_finetune`: Adam, cosine-decayed learning rate, augmented batches rounded to integer
+pixels, cross-entropy plus distillation toward the float model; seeded, reproducible on CPU.
+:func:`qat_select_lr` (``hwlenet qat --lr auto``, the default) chooses the learning rate on a
+validation split held out of the training images: it fine-tunes a copy of the model at each of
+:data:`hwlenet.defaults.LR_CANDIDATES` on the rest and keeps the one whose fixed-point
+validation accuracy is highest. The test set plays no part in any choice.
 """
 
 import copy
@@ -42,38 +45,31 @@ import math
 import numpy as np
 import torch
 from torch.nn import functional as F
-from tqdm import tqdm
 
+from ..defaults import LR_CANDIDATES
 from ..errors import HwlenetError
 from ..models import MNIST_MEAN, MNIST_STD, TANH_AMPLITUDE, TANH_SLOPE
 from .quantize import check_config, check_config_structure, quantize_model
 
 __all__ = [
     "FakeQuantModel",
+    "QatDiverged",
     "choose_config",
     "classes_of",
     "config_from_checkpoint",
     "config_of",
-    "default_lr",
     "fake_quant_logits",
     "output_rule",
     "qat_finetune",
+    "qat_select_lr",
 ]
 
 #: Float64 holds every integer below this magnitude exactly; accumulators must stay below it.
 EXACT_LIMIT = 1 << 52
 #: How many fractional bits beyond the range-fitted value the format choice tries.
 EXTRA_FRAC = 4
-
-
 #: The weight of the distillation loss (see :func:`qat_finetune`).
 DEFAULT_DISTILL = 0.5
-
-
-def default_lr(bits):
-    """The learning rate QAT uses by default for a narrowest width of ``bits``: the fewer the
-    bits, the further the weights have to move (1e-3 at 2 bits, 5e-4 at 3, 2.5e-4 above)."""
-    return {2: 1e-3, 3: 5e-4}.get(bits, 2.5e-4)
 
 
 # --------------------------------------------------------------------------------------------
@@ -323,6 +319,10 @@ def _finish_tanh(layer, acc):
 FINISH = {"none": _finish_none, "relu": _finish_relu, "tanh": _finish_tanh}
 
 
+class QatDiverged(HwlenetError):
+    """Raised by :func:`qat_finetune` when training drove a parameter to NaN or infinity."""
+
+
 class FakeQuantModel(torch.nn.Module):
     """A float model seen through a quantized artifact's formats.
 
@@ -424,6 +424,12 @@ def fake_quant_logits(fake, images, batch_size=1000):
 # Training
 
 
+def _is_rate(value):
+    """Whether ``value`` is a learning rate Adam can take: a number in (0, 1]."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and 0 < value <= 1)
+
+
 def qat_finetune(model, train, calibration_images, config, epochs=3, seed=0, batch_size=64,
                  lr=5e-4, augment_images=True, distill=None, temperature=2.0, progress=True,
                  description="qat"):
@@ -456,10 +462,12 @@ def qat_finetune(model, train, calibration_images, config, epochs=3, seed=0, bat
     FakeQuantModel
         Around ``model``, with the template re-quantized from the trained weights.
     """
-    from ..train import augment
+    from ..train import augment, fit
 
     if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 0:
         raise HwlenetError(f"epochs must be a non-negative integer, not {epochs!r}")
+    if not _is_rate(lr):
+        raise HwlenetError(f"the learning rate must be a number in (0, 1], not {lr!r}")
     if len(train) == 0 and epochs:
         raise HwlenetError("the training set is empty")
     torch.manual_seed(seed)
@@ -477,40 +485,92 @@ def qat_finetune(model, train, calibration_images, config, epochs=3, seed=0, bat
     teacher = copy.deepcopy(model).eval()
     for parameter in teacher.parameters():
         parameter.requires_grad_(False)
-    images = torch.from_numpy(train.images).float().unsqueeze(1)
-    labels = torch.from_numpy(train.labels.astype(np.int64))
-    steps = epochs * math.ceil(len(train) / batch_size)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(steps, 1))
-    with tqdm(total=steps, desc=description, unit="batch", disable=not progress) as bar:
-        for epoch in range(epochs):
-            model.train()
-            order = torch.randperm(len(train), generator=generator)
-            for start in range(0, len(train), batch_size):
-                index = order[start : start + batch_size]
-                batch = images[index]
-                if augment_images:
-                    batch = torch.floor(augment(batch, generator) + 0.5).clamp(0, 255)
-                scores = fake(batch)
-                scores = -scores if argmin else scores
-                loss = F.cross_entropy(scores, labels[index])
-                if distill:
-                    with torch.no_grad():
-                        target = teacher(batch).double() / temperature
-                    soft = F.kl_div(F.log_softmax(scores / temperature, dim=1),
-                                    F.log_softmax(target, dim=1), log_target=True,
-                                    reduction="batchmean")
-                    loss = (1 - distill) * loss + distill * temperature**2 * soft
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-                bar.update()
-            bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
-    model.eval()
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, max(epochs * math.ceil(len(train) / batch_size), 1))
+
+    def batch_loss(batch, labels):
+        if augment_images:
+            batch = torch.floor(augment(batch, generator) + 0.5).clamp(0, 255)
+        scores = fake(batch)
+        scores = -scores if argmin else scores
+        loss = F.cross_entropy(scores, labels)
+        if distill:
+            with torch.no_grad():
+                target = teacher(batch).double() / temperature
+            soft = F.kl_div(F.log_softmax(scores / temperature, dim=1),
+                            F.log_softmax(target, dim=1), log_target=True,
+                            reduction="batchmean")
+            loss = (1 - distill) * loss + distill * temperature**2 * soft
+        return loss
+
+    fit(model, train, batch_loss, optimizer, schedule, epochs, batch_size, generator,
+        description, progress)
     for key, value in model.state_dict().items():
         if not torch.isfinite(value).all():
-            raise HwlenetError(f"QAT diverged: {key} holds NaN or infinite values (lower --lr)")
+            raise QatDiverged(f"QAT diverged at learning rate {lr:g}: {key} holds NaN or "
+                              "infinite values (try a lower rate)")
     fake.template = quantize_model(model, calibration_images, config=config)
     fake.check_exact()
     return fake
+
+
+def qat_select_lr(model, search, validation, calibration_images, config,
+                  candidates=LR_CANDIDATES, seed=0, progress=True, description="qat",
+                  **options):
+    """Fine-tune ``model`` in place with the learning rate, among ``candidates``, whose result
+    classifies the ``validation`` images best.
+
+    A copy of ``model`` is fine-tuned by :func:`qat_finetune` on ``search`` at each rate and
+    scored by its fixed-point (fake-quantized, i.e. the artifact's) accuracy on
+    ``validation``, images held out of the training data
+    (:func:`hwlenet.data.split_validation`). The highest accuracy wins, the lower rate on a
+    tie; ``model`` takes that copy's weights. A rate at which training diverges scores
+    ``None``; when every rate diverges, :class:`QatDiverged` is raised.
+
+    Parameters
+    ----------
+    model, calibration_images, config, seed, progress, description
+        As for :func:`qat_finetune`; ``options`` are its other keyword arguments.
+    search, validation : MnistSplit
+        The images to fine-tune on and the held-out images that decide.
+    candidates : sequence of float
+        Positive learning rates.
+
+    Returns
+    -------
+    fake : FakeQuantModel
+        Around ``model``, as :func:`qat_finetune` returns it.
+    selection : dict
+        ``lr`` (the rate chosen), ``validation_accuracy`` (the chosen rate's),
+        ``candidates`` (each rate, as text, to its validation accuracy or None),
+        ``validation_images``, ``train_images``.
+    """
+    rates = list(candidates)
+    if not rates or not all(_is_rate(rate) for rate in rates):
+        raise HwlenetError(f"learning rates must be numbers in (0, 1], not {candidates!r}")
+    if len(validation) == 0:
+        raise HwlenetError("the validation split is empty")
+    scores, trained = {}, []
+    for rate in rates:
+        trial = copy.deepcopy(model)
+        try:
+            fake = qat_finetune(trial, search, calibration_images, config, seed=seed, lr=rate,
+                                progress=progress, description=f"{description} lr {rate:g}",
+                                **options)
+        except QatDiverged:
+            scores[f"{rate:g}"] = None
+            continue
+        own = fake_quant_logits(fake, validation.images)
+        accuracy = float(np.mean(classes_of(fake.template, own) == validation.labels))
+        scores[f"{rate:g}"] = accuracy
+        trained.append((accuracy, -rate, rate, fake))
+    if not trained:
+        raise QatDiverged(f"QAT diverged at every learning rate tried "
+                          f"({', '.join(scores)})")
+    accuracy, _, chosen, best = max(trained, key=lambda result: result[:2])
+    model.load_state_dict(best.model.state_dict())
+    model.eval()
+    return FakeQuantModel(model, best.template), {
+        "lr": chosen, "validation_accuracy": accuracy, "candidates": scores,
+        "validation_images": len(validation), "train_images": len(search)}

@@ -158,6 +158,35 @@ def check_config(config, model, path=None):
             _check_spec(spec, f"{where}{name}.{key}", key == "pre")
 
 
+def check_artifact_config(qmodel, config, path=None):
+    """Check that the artifact ``qmodel`` has every format ``config`` sets: for each layer and
+    key the config names, every field its spec gives (``width``, ``frac``, ``signed``,
+    ``rounding``, ``overflow``) equals the artifact's. The hardware is built from the artifact
+    alone; this proves it is the configuration asked for.
+
+    Raises
+    ------
+    HwlenetError
+        Naming the config file (when ``path`` is given), the layer, the key and both formats.
+    """
+    where = f"config {path}: " if path else "config "
+    layers = {layer.name: layer for layer in qmodel.layers}
+    for name, entry in (config or {}).get("layers", {}).items():
+        if name not in layers:
+            raise HwlenetError(f"{where}names layer {name!r}, which the artifact does not have "
+                               f"(layers: {', '.join(layers)})")
+        for key, spec in entry.items():
+            fmt = getattr(layers[name], f"{key}_format", None)
+            if fmt is None:
+                raise HwlenetError(f"{where}layer {name}: the artifact has no {key} format")
+            actual = fmt.to_dict()
+            differing = sorted(field for field, value in spec.items() if actual[field] != value)
+            if differing:
+                asked = ", ".join(f"{field} {spec[field]!r}" for field in differing)
+                raise HwlenetError(f"{where}layer {name} {key}: the artifact's format is {fmt}, "
+                                   f"not {asked}")
+
+
 def fitting_format(max_abs, width, signed, rounding, overflow):
     """The format of ``width`` bits with the most fractional bits that still holds ``max_abs``."""
     integer_bits = math.floor(math.log2(max_abs)) + 1 if max_abs > 0 else 0

@@ -31,7 +31,7 @@ from .systolic import SystolicArray
 from .writer import BufferWriter
 
 __all__ = ["ARRAY_LIMIT", "WINDOW_LANES", "ConvJob", "DenseJob", "Job", "HardwarePlan",
-           "RomImage", "parse_array", "plan_hardware"]
+           "RomImage", "multiplier_widths", "parse_array", "plan_hardware"]
 
 ARRAY_LIMIT = 64
 """The largest number of array rows, and of array columns."""
@@ -540,6 +540,27 @@ def _conv_jobs(conv_pairs, rows, cols, window_lanes):
     return jobs, buffers
 
 
+def _multiplier_widths(conv_pairs, dense_layers):
+    computing = [pair[0] for pair in conv_pairs] + list(dense_layers)
+    operand_widths = [lay.input_format.signed_width for lay in computing]
+    operand_widths += [pool.output_format.signed_width for _, pool in conv_pairs]
+    return max(lay.weight_format.width for lay in computing), max(operand_widths)
+
+
+def multiplier_widths(qmodel):
+    """``(weight_width, operand_width)`` of the processing elements' multiplier, sized from the
+    widest formats in use: the widest weight of the layers the array computes (convolutions
+    and dense layers) and the widest signed operand (every such layer's input and every
+    pooled output that feeds the array). :func:`plan_hardware` sizes the array by this rule.
+
+    Raises
+    ------
+    HwlenetError
+        When the network is not two conv+pool stages followed by dense layers.
+    """
+    return _multiplier_widths(*_check_topology(qmodel.layers))
+
+
 def plan_hardware(qmodel, rows=8, cols=8, window_lanes=None):
     """Lower ``qmodel`` onto a ``rows x cols`` array.
 
@@ -577,16 +598,15 @@ def plan_hardware(qmodel, rows=8, cols=8, window_lanes=None):
         job.ktable = [(0, k) for k in range(job.depth)]
         jobs.append(job)
     computing = [pair[0] for pair in conv_pairs] + list(dense_layers)
-    operand_widths = [lay.input_format.signed_width for lay in computing]
-    operand_widths += [pool.output_format.signed_width for _, pool in conv_pairs]
+    weight_width, operand_width = _multiplier_widths(conv_pairs, dense_layers)
     bias_width = _magnitude_width(b for lay in computing for b in lay.aligned_bias())
     pool_c, pool_h, pool_w = conv_pairs[-1][1].out_shape
     plan = HardwarePlan(
         qmodel=qmodel, rows=rows, cols=cols, jobs=jobs,
         input_buffer=buffers[0], mid_buffer=buffers[1],
         fc_input_depth=pool_c * jobs[len(conv_pairs) - 1].blocks,
-        weight_width=max(lay.weight_format.width for lay in computing),
-        operand_width=max(operand_widths),
+        weight_width=weight_width,
+        operand_width=operand_width,
         accumulator_width=max(lay.accumulator_width for lay in computing),
         bias_width=bias_width,
         logit_format=dense_layers[-1].output_format,
