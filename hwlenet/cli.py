@@ -543,8 +543,9 @@ def faultcheck(directory, faults, seed, jobs, simulator, json_path):
 @main.command()
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option("--target", required=True,
-              help="ecp5-25f, ecp5-45f, ecp5-85f (LFE5U, CABGA381, speed 6), ice40-up5k (sg48) "
-                   "or generic (Yosys cell counts only)")
+              help="ecp5-25f, ecp5-45f, ecp5-85f (LFE5U, CABGA381, speed 6), orangecrab "
+                   "(LFE5U-25F, CSFBGA285, speed 8), ice40-up5k (sg48) or generic (Yosys cell "
+                   "counts only)")
 @click.option("--trace", is_flag=True, help="keep the trace port's logic (removed by default)")
 @click.option("--seed", type=click.IntRange(min=0), default=1, show_default=True,
               help="nextpnr placement seed")

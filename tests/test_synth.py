@@ -367,7 +367,8 @@ def test_log_failure_and_shortage():
 
 
 def test_targets():
-    assert set(TARGETS) == {"ecp5-25f", "ecp5-45f", "ecp5-85f", "ice40-up5k", "generic"}
+    assert set(TARGETS) == {"ecp5-25f", "ecp5-45f", "ecp5-85f", "orangecrab", "ice40-up5k",
+                            "generic"}
     with pytest.raises(HwlenetError, match="unknown synthesis target 'xc7'"):
         get_target("xc7")
 

@@ -426,7 +426,8 @@ def synthesize(directory, *, target, trace=False, seed=1, frequency_mhz=None, pr
         and only on success, so a failed run leaves its logs and no report.
     target : str
         ``ecp5-25f``, ``ecp5-45f``, ``ecp5-85f`` (LFE5U, CABGA381, speed grade 6),
-        ``ice40-up5k`` (sg48) or ``generic`` (Yosys's ``synth``: cell counts only).
+        ``orangecrab`` (LFE5U-25F, CSFBGA285, speed grade 8), ``ice40-up5k`` (sg48) or
+        ``generic`` (Yosys's ``synth``: cell counts only).
     trace : bool
         Keep the ``trace`` port's logic (folded onto pins) instead of leaving it unconnected.
     seed : int

