@@ -13,15 +13,16 @@ from hwlenet.rtl.feeder import OperandFeeder
 from hwlenet.rtl.plan import plan_hardware
 from hwlenet.rtl.postproc import PostProcessor, tile_tag_layout
 from hwlenet.rtl.systolic import SystolicArray
+from hwlenet.rtl.writer import BufferWriter
 
 CALIBRATION = np.random.default_rng(2).integers(0, 256, (16, 28, 28), dtype=np.uint8)
 
 
 class ControlLoop(wiring.Component):
-    """The controller closing its loop through the real operand feeder, systolic array and
-    post-processor, connected as the accelerator connects them (the feature buffers are left
-    out: operands read as zero; only the timing matters), with the post-processor's ``done``
-    going straight back."""
+    """The controller closing its loop through the real operand feeder, systolic array,
+    post-processor and buffer writer, connected as the accelerator connects them (the feature
+    buffers are left out: operands read as zero; only the timing matters), with the writer's
+    ``done`` going back."""
 
     def __init__(self, plan):
         self.plan = plan
@@ -38,14 +39,16 @@ class ControlLoop(wiring.Component):
             operand_width=plan.operand_width, accumulator_width=plan.accumulator_width,
             tag_shape=tile_tag_layout(plan))
         m.submodules.post = post = PostProcessor(plan=plan)
+        m.submodules.writer = writer = BufferWriter(plan=plan)
         wiring.connect(m, controller.issue, feeder.issue)
         wiring.connect(m, feeder.edge, array.edge)
         wiring.connect(m, array.drain, post.drain)
+        wiring.connect(m, post.output, writer.output)
         m.d.comb += [
             controller.images.full.eq(self.full),
             controller.images.last.eq(self.last),
-            controller.done.eq(post.output.done),
-            self.token.eq(controller.issue.token), self.done.eq(post.output.done),
+            controller.done.eq(writer.done),
+            self.token.eq(controller.issue.token), self.done.eq(writer.done),
         ]
         return m
 

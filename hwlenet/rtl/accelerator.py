@@ -89,7 +89,7 @@ class LeNetAccelerator(wiring.Component):
         wiring.connect(m, post.output, writer.output)
         wiring.connect(m, writer.store, streamer.store)
         wiring.connect(m, streamer.results, wiring.flipped(self.results))
-        m.d.comb += [controller.done.eq(post.output.done),
+        m.d.comb += [controller.done.eq(writer.done),
                      controller.streamer_busy.eq(streamer.busy)]
         if self.has_trace:
             m.d.comb += self.trace.eq(writer.trace)

@@ -344,8 +344,9 @@ class HardwarePlan:
     @property
     def barrier(self):
         """Idle cycles between a job's flush and the first issue of a job that reads its
-        results: operands reach the array, the last row drains, post-processing writes."""
-        return self.pipeline_latency + 1
+        results: operands reach the array, the last row drains, the post-processor and the
+        buffer writer write it."""
+        return self.pipeline_latency + BufferWriter.LATENCY
 
     def job_cycles(self, job):
         """Issue cycles of one job: every tile for ``tile_period`` cycles, plus one flush."""

@@ -32,8 +32,10 @@ def trace_layout(plan):
 
 
 class BufferWriter(wiring.Component):
-    """Writes the post-processor's outputs, all of it registered (``LATENCY = 1``: the writes,
-    ``store`` and ``trace`` follow one cycle after the outputs appear):
+    """Writes the post-processor's outputs in two registered stages (``LATENCY = 2``: the
+    writes, ``store`` and ``trace`` follow two cycles after the outputs appear). The first
+    registers the outputs with every lane's buffer position (the address arithmetic); the
+    second steers each value to its bank's port (for timing: one stage each):
 
     * the first conv job's pooled outputs into the middle feature buffer, at
       ``(channel, py + pad, px + pad)`` for lane ``g``, ``(py, px)`` being window
@@ -45,14 +47,17 @@ class BufferWriter(wiring.Component):
     * each dense job's but the last into its output banks, word ``channel`` of slot ``c``;
     * the last dense job's to the result streamer (``store``), with ``finish`` on its ``done``.
 
-    ``trace`` shows every value written, with its layer, image and element index.
+    ``trace`` shows every value written, with its layer, image and element index. ``done``
+    repeats the outputs' ``done`` one cycle later, from the first stage: a job's last writes
+    land before a job that waits for it can read them, as they did when the post-processor's
+    ``done`` was waited for and the writer had one stage.
 
     Parameters
     ----------
     plan : HardwarePlan
     """
 
-    LATENCY = 1
+    LATENCY = 2
 
     def __init__(self, *, plan):
         self.plan = plan
@@ -68,6 +73,7 @@ class BufferWriter(wiring.Component):
             "fc_writes": writes(cols * groups, plan.fc_input_depth),
             "store": Out(store_signature(plan)),
             "trace": Out(trace_layout(plan)),
+            "done": Out(1),
         }
         for position, job in enumerate(plan.dense_jobs[:-1]):
             members[f"dense{position}_writes"] = writes(cols, job.layer.out_shape[0])
@@ -83,12 +89,16 @@ class BufferWriter(wiring.Component):
         plan = self.plan
         cols, groups = plan.cols, plan.windows
         conv, dense = plan.conv_jobs, plan.dense_jobs
-        source = self.output
+        signature = output_signature(plan)
+        source = signature.create(path=("output_registered",))
+        m.d.sync += [getattr(source, name).eq(getattr(self.output, name))
+                     for name in signature.members]
         trace = Signal(trace_layout(plan))
         store = store_signature(plan).create(path=("store_next",))
         m.d.sync += self.trace.eq(trace)
         m.d.sync += [getattr(self.store, name).eq(getattr(store, name))
                      for name in store_signature(plan).members]
+        m.d.comb += self.done.eq(source.done)
         tag, channel = source.tag, source.channel
         mid = plan.mid_buffer
         next_pad = conv[1].layer.padding
@@ -103,6 +113,21 @@ class BufferWriter(wiring.Component):
                 stand_ins.append(stand_in)
             return stand_ins
 
+        # the first stage's address arithmetic, from the outputs as they arrive
+        arriving = self.output
+        width = conv[0].pooled_width
+        places = []
+        for g in range(groups):
+            wraps, px = divmod_constant(arriving.tag.window_col + g, width, width + groups)
+            bank_now, row_now = mid.locate(arriving.channel,
+                                           arriving.tag.window_row + wraps + next_pad,
+                                           px + next_pad)
+            bank = Signal(range(mid.banks), name=f"mid_bank_{g}")
+            row = Signal(range(mid.depth), name=f"mid_row_{g}")
+            m.d.sync += [bank.eq(bank_now), row.eq(row_now)]
+            places.append((bank, row))
+        fc_address = Signal(range(plan.fc_input_depth))
+        m.d.sync += fc_address.eq(plan.fc_address(arriving.channel, arriving.tag.block))
         mid_writes = staged(self.mid_writes, "mid")
         fc_writes = staged(self.fc_writes, "fc")
         dense_writes = [staged(ports, f"dense{position}")
@@ -119,12 +144,6 @@ class BufferWriter(wiring.Component):
                                      trace.index[g].eq(scaled(channel, job.pooled_size)
                                                        + scaled(tag.block, groups) + g)]
                     if job is conv[0]:
-                        width = job.pooled_width
-                        places = []
-                        for g in range(groups):
-                            wraps, px = divmod_constant(tag.window_col + g, width, width + groups)
-                            places.append(mid.locate(channel, tag.window_row + wraps + next_pad,
-                                                     px + next_pad))
                         for bank, port in enumerate(mid_writes):
                             for g, (place_bank, place_row) in enumerate(places):
                                 with m.If(source.valid[g] & (place_bank == bank)):
@@ -137,7 +156,7 @@ class BufferWriter(wiring.Component):
                                 m.d.comb += [
                                     port.en.eq(source.valid[g] & (tag.slot == slot)),
                                     port.data.eq(source.value[g]),
-                                    port.addr.eq(plan.fc_address(channel, tag.block))]
+                                    port.addr.eq(fc_address)]
                 else:
                     for c in range(cols):
                         m.d.comb += [trace.image[c].eq(tag.image + c), trace.index[c].eq(channel)]
