@@ -24,7 +24,8 @@ def run_batches(plan, batches, rng):
     """For each ``(logits, order, together)``: store the logits in ``order`` (index 0 first)
     with idle cycles between, pulse ``finish`` with the batch's count (with the last store if
     ``together``, else after it), then take the results with random ``ready``; the next batch
-    starts once ``busy`` is low. Returns, per cycle, what was driven and what was seen."""
+    starts once ``busy`` is low (looked at from ``LATENCY + 1`` cycles after ``finish``, when it
+    shows the finish). Returns, per cycle, what was driven and what was seen."""
     dut = ResultStreamer(plan=plan)
     cols, fmt = plan.cols, plan.logit_format
     cycles = []
@@ -65,7 +66,8 @@ def run_batches(plan, batches, rng):
                 for _ in range(int(rng.integers(3))):
                     await cycle(ctx)
                 await cycle(ctx, finish=1, count=count)
-            await cycle(ctx, ready=int(rng.integers(2)))
+            for _ in range(ResultStreamer.LATENCY + 1):  # until busy shows the finish
+                await cycle(ctx, ready=int(rng.integers(2)))
             while cycles[-1]["busy"]:
                 assert len(cycles) < 100 * cols * len(batches), "the results never end"
                 await cycle(ctx, ready=int(rng.random() < 0.6))
@@ -111,11 +113,12 @@ def test_results_per_slot_in_order(plans, name, rows, cols):
             assert beat["logits"] == [int(v) for v in logits[slot]], (number, slot)
             assert beat["label"] == best(logits[slot], plan.output_rule), (number, slot)
         taken = batch_beats[-1][0]
-        # busy exactly from the cycle after finish to the cycle the last beat is taken
+        # busy exactly from LATENCY + 1 cycles after finish to the cycle the last beat is taken
+        first_busy = finish + ResultStreamer.LATENCY + 1
         for number in range(finish - 1, min(taken + 3, len(cycles))):
-            assert cycles[number]["busy"] == int(finish < number <= taken), number
+            assert cycles[number]["busy"] == int(first_busy <= number <= taken), number
         # a beat not taken stays, unchanged, until it is
-        start = finish + 1
+        start = first_busy
         for slot, (number, _) in enumerate(batch_beats):
             for waiting in range(start, number):
                 assert cycles[waiting]["logits"] == [int(v) for v in logits[slot]], waiting

@@ -28,6 +28,7 @@ from .arith import divmod_constant, scaled
 from .feeder import OperandFeeder
 from .postproc import PostProcessor
 from .systolic import SystolicArray
+from .streamer import ResultStreamer
 from .writer import BufferWriter
 
 __all__ = ["ARRAY_LIMIT", "WINDOW_LANES", "ConvJob", "DenseJob", "Job", "HardwarePlan",
@@ -359,7 +360,7 @@ class HardwarePlan:
         The first image streams in (:attr:`image_pixels` cycles, plus one to see it loaded);
         then each batch runs its jobs back to back with :attr:`barrier` idle cycles before
         every job that reads the previous job's results; the last results drain through the
-        array, the post-processor and the writer and leave one per cycle.
+        array, the post-processor, the writer and the result streamer and leave one per cycle.
 
         Raises
         ------
@@ -379,7 +380,8 @@ class HardwarePlan:
             per_image = sum(self.job_cycles(job) for job in conv) + self.barrier * (len(conv) - 1)
             total += batch * per_image
             total += sum(self.job_cycles(job) + self.barrier for job in dense)
-        return total + self.pipeline_latency + BufferWriter.LATENCY + batch
+        return (total + self.pipeline_latency + BufferWriter.LATENCY + ResultStreamer.LATENCY
+                + batch)
 
     def cycle_model(self):
         """Analytic cycles per image in steady state, per job and in total (dict)."""

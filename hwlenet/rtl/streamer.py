@@ -39,13 +39,18 @@ class ResultStreamer(wiring.Component):
     follows them, selecting the maximum or, for the ``argmin`` output rule, the minimum) and,
     after ``finish``, sends ``count`` beats on ``results``, slot 0 first (a ``finish`` with
     ``count`` 0 sends nothing).
-    ``busy`` is high from the cycle after ``finish`` until the last beat is taken; a new batch
-    must not store before then.
+
+    ``store`` is registered as it arrives (``LATENCY = 1``, for timing: the writer's store
+    registers sit far from the running comparisons), so everything happens one cycle after the
+    store interface shows it: ``busy`` is high from ``LATENCY + 1`` cycles after ``finish``
+    until the last beat is taken; a new batch must not store before then.
 
     Parameters
     ----------
     plan : HardwarePlan
     """
+
+    LATENCY = 1
 
     def __init__(self, *, plan):
         self.plan = plan
@@ -60,6 +65,10 @@ class ResultStreamer(wiring.Component):
         plan = self.plan
         cols, classes = plan.cols, plan.classes
         shape = format_shape(plan.logit_format)
+        signature = store_signature(plan)
+        store = signature.create(path=("store_registered",))
+        m.d.sync += [getattr(store, name).eq(getattr(self.store, name))
+                     for name in signature.members]
         logits = [[Signal(shape, name=f"logit_{slot}_{i}") for i in range(classes)]
                   for slot in range(cols)]
         labels = []
@@ -67,20 +76,20 @@ class ResultStreamer(wiring.Component):
         for slot in range(cols):
             argmax = RunningArgmax(count=classes, shape=shape, select=select)
             m.submodules[f"argmax_{slot}"] = argmax
-            m.d.comb += [argmax.valid.eq(self.store.valid[slot]),
-                         argmax.index.eq(self.store.index),
-                         argmax.value.eq(self.store.value[slot])]
+            m.d.comb += [argmax.valid.eq(store.valid[slot]),
+                         argmax.index.eq(store.index),
+                         argmax.value.eq(store.value[slot])]
             labels.append(argmax.best)
-            with m.If(self.store.valid[slot]):
-                with m.Switch(self.store.index):
+            with m.If(store.valid[slot]):
+                with m.Switch(store.index):
                     for i in range(classes):
                         with m.Case(i):
-                            m.d.sync += logits[slot][i].eq(self.store.value[slot])
+                            m.d.sync += logits[slot][i].eq(store.value[slot])
 
         count = Signal(range(cols + 1))
         current = Signal(range(max(cols, 2)))
-        with m.If(self.store.finish & (self.store.count != 0)):
-            m.d.sync += [self.busy.eq(1), count.eq(self.store.count), current.eq(0)]
+        with m.If(store.finish & (store.count != 0)):
+            m.d.sync += [self.busy.eq(1), count.eq(store.count), current.eq(0)]
         with m.Switch(current):
             for slot in range(cols):
                 with m.Case(slot):
