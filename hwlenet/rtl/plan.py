@@ -27,8 +27,8 @@ from ..errors import HwlenetError
 from .arith import divmod_constant, scaled
 from .feeder import OperandFeeder
 from .postproc import PostProcessor
-from .systolic import SystolicArray
 from .streamer import ResultStreamer
+from .systolic import SystolicArray
 from .writer import BufferWriter
 
 __all__ = ["ARRAY_LIMIT", "WINDOW_LANES", "ConvJob", "DenseJob", "Job", "HardwarePlan",
