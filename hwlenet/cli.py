@@ -504,25 +504,30 @@ def _fault_role(fault):
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option("--faults", type=click.IntRange(min=1), default=50, show_default=True,
               help="single-bit faults drawn over every ROM bit")
+@click.option("--register-faults", type=click.IntRange(min=0), default=20, show_default=True,
+              help="register bits held stuck at 0 or 1, drawn over every register bit")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--jobs", type=click.IntRange(min=1), default=2, show_default=True,
               help="bench processes in parallel")
 @click.option("--simulator", type=_LibraryChoice(_bench_simulators), default="verilator",
               show_default=True)
 @json_option
-def faultcheck(directory, faults, seed, jobs, simulator, json_path):
+def faultcheck(directory, faults, register_faults, seed, jobs, simulator, json_path):
     """Flip random bits in DIRECTORY's ROMs and show that its bench catches them.
 
     Each fault is caught (the bench reports a mismatch: the first diverging layer is named),
     missed (with the reason: never used by the vectors, or absorbed by ReLU, rounding or
-    saturation) or unobservable (provably unable to change any output). Exits with status 1
-    when an observable fault is missed.
+    saturation) or unobservable (provably unable to change any output). Register faults (one
+    register bit stuck at 0 or 1 for the whole run) are caught or missed; a missed one says
+    whether the vectors ever activated it. Exits with status 1 when an observable ROM fault is
+    missed; missed register faults are listed, since nothing proves that they were observable.
     """
     from .verify.faultcheck import run_faultcheck
 
     if json_path:
         check_writable(json_path, "--json")
-    report = run_faultcheck(directory, faults, seed, jobs, simulator, progress=True)
+    report = run_faultcheck(directory, faults, seed, jobs, simulator, progress=True,
+                            register_faults=register_faults)
     write_json(json_path, report, "--json")
     summary = report["summary"]
     click.echo(f"faultcheck {directory}: {summary['total']} faults over {report['rom_bits']} ROM "
@@ -536,6 +541,18 @@ def faultcheck(directory, faults, seed, jobs, simulator, json_path):
         if fault["status"] == "missed":
             click.echo(f"  missed: {fault['memory']}[{fault['address']}] bit {fault['bit']} "
                        f"({fault['layer']} {_fault_role(fault)}): {fault['reason']}")
+    registers = report["register_summary"]
+    if registers["total"]:
+        click.echo(f"  registers: {registers['total']} stuck-at faults over "
+                   f"{report['register_bits']} register bits: {registers['caught']} caught, "
+                   f"{registers['missed']} missed ({registers['missed_activated']} of them "
+                   "activated)")
+        for block, counts in sorted(report["by_block"].items()):
+            click.echo(f"  {block:12} {counts['caught']} caught, {counts['missed']} missed")
+        for fault in report["register_faults"]:
+            if fault["status"] == "missed":
+                click.echo(f"  missed: register {fault['register']} bit {fault['bit']} stuck at "
+                           f"{fault['stuck_at']}: {fault['reason']}")
     if summary["missed"]:
         sys.exit(EXIT_MISMATCH)
 

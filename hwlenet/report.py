@@ -555,7 +555,19 @@ def _faults_section(sources, manifest):
               f"{fault['role']}): {fault['reason']}"
               for fault in report["faults"] if fault["status"] == "missed"]
     verdict_class = "good" if summary["missed"] == 0 else "bad"
+    registers = report.get("register_summary") or {"total": 0}
+    register_line = None
+    if registers["total"]:
+        register_line = (f"{registers['total']} register bits held stuck at 0 or 1 (of "
+                         f"{report['register_bits']:,}): {registers['caught']} caught, "
+                         f"{registers['missed']} missed ({registers['missed_activated']} of "
+                         "them activated by the vectors)")
+        missed += [f"register {fault['register']} bit {fault['bit']} stuck at "
+                   f"{fault['stuck_at']}: {fault['reason']}"
+                   for fault in report["register_faults"] if fault["status"] == "missed"]
     return _section("faults", title, {
+        "registers": register_line,
+        "by_block": tally(report.get("by_block", {})),
         "summary": (f"{summary['total']} single-bit faults over {rom_bits:,} ROM bits "
                     f"({report['simulator']}, seed {report['seed']}): {summary['caught']} "
                     f"caught, {summary['missed']} missed, {summary['unobservable']} "

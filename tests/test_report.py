@@ -184,6 +184,13 @@ def test_report_shows_every_result_of_a_real_flow(run):
     for fault in faults["faults"]:
         if fault["status"] == "missed":
             assert f"{fault['memory']}[{fault['address']}] bit {fault['bit']}" in text
+    registers = faults["register_summary"]
+    assert registers["total"] == 20
+    assert (f"20 register bits held stuck at 0 or 1 (of {faults['register_bits']:,}): "
+            f"{registers['caught']} caught, {registers['missed']} missed") in text
+    for fault in faults["register_faults"]:
+        if fault["status"] == "missed":
+            assert f"register {fault['register']} bit {fault['bit']} stuck at" in text
     # coverage and formats from the manifest
     tables = [row["table"] for row in manifest["coverage"]["layers"] if row["table"]]
     hit, reachable = (sum(table[key] for table in tables) for key in ("hit", "reachable"))

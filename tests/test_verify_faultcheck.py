@@ -12,7 +12,8 @@ from hwlenet.sim import simulate
 from hwlenet.verify import cosim as cosim_module
 from hwlenet.verify.coverage import flip_proofs, reachable_tables, weight_hits
 from hwlenet.verify.emit import emit_verilog
-from hwlenet.verify.faultcheck import STATUSES, plan_faults, run_faultcheck
+from hwlenet.verify.faultcheck import (STATUSES, plan_faults, plan_register_faults,
+                                       run_faultcheck)
 
 VECTORS = 4
 
@@ -55,6 +56,12 @@ def _memory(folder, name):
     return index, memories[index]
 
 
+def _register(folder, name):
+    registers = cosim_module.read_export(folder)["registers"]
+    index = next(i for i, register in enumerate(registers) if register["name"] == name)
+    return index, registers[index]
+
+
 def _weight_site(folder, qmodel, layer_name, output, k, lane_bit):
     """The (memory, address, bit) of bit ``lane_bit`` of weight ``[output, k]``."""
     index, memory = _memory(folder, "weight_rom")
@@ -95,6 +102,10 @@ def directed(relu_export, qmodels, vector_images):
         "bias": (_memory(relu_export, "bias_rom")[0], 0, 10),
         "relu": _weight_site(relu_export, qmodel, "fc1", dead, met, 0),
     }
+    # the sign bit of the accumulator of the PE that computes C1's channel 0, stuck at 0 (every
+    # negative sum becomes large and positive) and at 1 (every positive one negative)
+    acc, register = _register(relu_export, "array.pe_0_0.acc")
+    register_sites = [(acc, register["width"] - 1, 0), (acc, register["width"] - 1, 1)]
     runs = []
     run_bench = cosim_module.run_bench
 
@@ -104,7 +115,8 @@ def directed(relu_export, qmodels, vector_images):
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(cosim_module, "run_bench", counting)
-        report = run_faultcheck(relu_export, jobs=2, sites=list(sites.values()))
+        report = run_faultcheck(relu_export, jobs=2, sites=list(sites.values()),
+                                register_sites=register_sites)
     return dict(zip(sites, report["faults"])), report, runs, (unit, strongest)
 
 
@@ -129,8 +141,8 @@ def test_padding_lane_is_unobservable_without_running(directed):
     assert padding["element"] is None and padding["first_mismatch"] is None
     flipped = f"+fault_address={padding['address']}"
     assert not any(flipped in plusargs for plusargs in runs)
-    # one clean run, then one per simulated site
-    assert len(runs) == 1 + sum(r["status"] != "unobservable" for r in records.values())
+    # one clean run, then one per simulated site and one per register fault
+    assert len(runs) == 1 + sum(r["status"] != "unobservable" for r in records.values()) + 2
     assert runs[0] == ()
 
 
@@ -162,12 +174,83 @@ def test_summary_counts_and_json(directed):
     assert json.loads(json.dumps(report)) == report
 
 
+def test_stuck_accumulator_sign_is_caught_in_the_first_layer(directed):
+    _, report, runs, _ = directed
+    faults = report["register_faults"]
+    assert [fault["stuck_at"] for fault in faults] == [0, 1]
+    for fault in faults:
+        assert fault["register"] == "array.pe_0_0.acc" and fault["block"] == "array"
+        assert fault["status"] == "caught" and fault["reason"] is None
+        assert fault["first_mismatch"]["layer"] == "p1" and fault["activations"] > 0
+        assert f"+fault_register={fault['register_index']}" in runs[-1] + runs[-2]
+    assert report["register_summary"] == {"total": 2, "caught": 2, "missed": 0,
+                                          "missed_activated": 0}
+    assert report["by_block"]["array"]["caught"] == 2
+    registers = cosim_module.read_export(report["directory"])["registers"]
+    assert report["register_bits"] == sum(register["width"] for register in registers)
+
+
 def test_campaign_is_deterministic_for_a_seed(relu_export):
-    first = run_faultcheck(relu_export, faults=3, seed=11, jobs=2)
-    again = run_faultcheck(relu_export, faults=3, seed=11, jobs=1)
+    first = run_faultcheck(relu_export, faults=3, seed=11, jobs=2, register_faults=3)
+    again = run_faultcheck(relu_export, faults=3, seed=11, jobs=1, register_faults=3)
     assert first["faults"] == again["faults"]
+    assert first["register_faults"] == again["register_faults"]
     assert first["summary"] == again["summary"] and first["summary"]["total"] == 3
     assert first["summary"]["reference_disagreements"] == 0
+    assert first["register_summary"]["total"] == 3
+    for fault in first["register_faults"]:
+        assert fault["status"] in ("caught", "missed") and fault["activations"] is not None
+    # only the campaign's registers are driven by the fault build
+    text = (relu_export / "register_faults.vh").read_text()
+    names = {fault["register"] for fault in first["register_faults"]}
+    assert text.count("always @(negedge clk)") == len(names)
+    assert all(f"// {name}\n" in text for name in names)
+
+
+@pytest.mark.parametrize("seed", [0, 5])
+def test_register_sampling_is_seeded_distinct_and_in_range(relu_export, seed):
+    records = plan_register_faults(relu_export, faults=200, seed=seed)
+    sites = [(r["register_index"], r["bit"], r["stuck_at"]) for r in records]
+    assert sites == [(r["register_index"], r["bit"], r["stuck_at"])
+                     for r in plan_register_faults(relu_export, faults=200, seed=seed)]
+    assert len({site[:2] for site in sites}) == 200 and sites == sorted(sites)
+    assert {site[2] for site in sites} == {0, 1}
+    other = plan_register_faults(relu_export, faults=200, seed=seed + 1)
+    assert sites != [(r["register_index"], r["bit"], r["stuck_at"]) for r in other]
+    registers = cosim_module.read_export(relu_export)["registers"]
+    for index, bit, _ in sites:
+        assert 0 <= bit < registers[index]["width"]
+    assert plan_register_faults(relu_export, faults=0) == []
+    total = sum(register["width"] for register in registers)
+    with pytest.raises(HwlenetError, match="at most"):
+        plan_register_faults(relu_export, faults=total + 1)
+
+
+@pytest.mark.parametrize("site", [(10 ** 6, 0, 0), (0, 64, 0), (0, 0, 2), (0, 0)])
+def test_bad_register_sites_are_rejected(relu_export, site):
+    with pytest.raises(HwlenetError):
+        plan_register_faults(relu_export, sites=[site])
+
+
+def test_missed_register_faults_say_whether_they_were_activated(relu_export, monkeypatch):
+    passing = {"images": VECTORS, "mismatches": 0, "cycles": 1, "hang": None,
+               "first_mismatch": None}
+    activations = {"+fault_register_bit=0": 0, "+fault_register_bit=1": 7}
+
+    def run_bench(directory, simulator, first, count, variant="plain", plusargs=()):
+        found = [activations[arg] for arg in plusargs if arg in activations]
+        return {**passing, "fault_activations": found[0] if found else None}
+
+    monkeypatch.setattr(cosim_module, "build_bench", lambda *args, **kwargs: None)
+    monkeypatch.setattr(cosim_module, "run_bench", run_bench)
+    acc, _ = _register(relu_export, "array.pe_0_0.acc")
+    report = run_faultcheck(relu_export, faults=1, register_sites=[(acc, 0, 1), (acc, 1, 0)])
+    never, masked = report["register_faults"]
+    assert never["status"] == masked["status"] == "missed"
+    assert never["reason"].startswith("never activated: the bit held 1 at every cycle")
+    assert masked["reason"].startswith("activated on 7 cycles, but no compared value changed")
+    assert report["register_summary"] == {"total": 2, "caught": 0, "missed": 2,
+                                          "missed_activated": 1}
 
 
 @pytest.mark.parametrize("seed", [0, 5])
@@ -271,7 +354,7 @@ def test_campaign_needs_vectors_a_simulator_and_a_passing_bench(classic_export, 
                                   "actual": 2, "kind": "value", "cycle": 9}}
     monkeypatch.setattr(cosim_module, "run_bench", lambda *args, **kwargs: failing)
     with pytest.raises(HwlenetError, match="needs a passing bench"):
-        run_faultcheck(relu_export, faults=1)
+        run_faultcheck(relu_export, faults=1, seed=11, register_faults=3)
 
 
 def test_cli_prints_the_campaign_and_writes_json(relu_export, tmp_path):
@@ -279,13 +362,18 @@ def test_cli_prints_the_campaign_and_writes_json(relu_export, tmp_path):
 
     from hwlenet.cli import main
 
+    # seed 11 and 3 register faults: the registers of the deterministic campaign's build
     result = CliRunner().invoke(main, ["faultcheck", str(relu_export), "--faults", "3",
-                                       "--seed", "4", "--json", str(tmp_path / "f.json")])
+                                       "--register-faults", "3", "--seed", "11",
+                                       "--json", str(tmp_path / "f.json")])
     report = json.loads((tmp_path / "f.json").read_text())
     assert result.exit_code == (1 if report["summary"]["missed"] else 0), result.output
     summary = report["summary"]
     assert f"{summary['caught']} caught, {summary['missed']} missed" in result.output
-    assert len(report["faults"]) == 3
+    assert len(report["faults"]) == 3 and len(report["register_faults"]) == 3
+    registers = report["register_summary"]
+    assert (f"registers: 3 stuck-at faults over {report['register_bits']} register bits: "
+            f"{registers['caught']} caught") in result.output
 
 
 def test_rbf_code_flips_name_the_rbf_layer(classic_export, qmodels):

@@ -22,6 +22,7 @@ _RESULT = re.compile(r"RESULT images=(\d+) mismatches=(\d+) cycles=(\d+)")
 _MISMATCH = re.compile(r"FIRST_MISMATCH image=(\d+) layer=(\S+) element=(-?\d+) "
                        r"expected=(-?\d+) actual=(-?\d+) kind=(\S+) cycle=(\d+)")
 _HANG = re.compile(r"HANG image=(\d+) last_layer=(\S+) cycle=(\d+)")
+_ACTIVATIONS = re.compile(r"FAULT_ACTIVATIONS (\d+)")
 #: Wall-clock seconds a simulator process may take per image before it is stopped, plus a
 #: fixed allowance for start-up (Icarus is about a thousand times slower than Verilator).
 SECONDS_PER_IMAGE = {"verilator": 2.0, "icarus": 600.0}
@@ -212,7 +213,7 @@ def read_export(directory):
         raise HwlenetError(f"cannot read {path}: {reason}") from None
     required = ("vectors", "directed_vectors", "coverage", "analytic", "array", "trace",
                 "traced_layers", "predicted_cycles", "batch_cycles", "widths", "memories",
-                "vector_files", "bench")
+                "registers", "vector_files", "bench")
     if not isinstance(manifest, dict) or any(key not in manifest for key in required):
         raise HwlenetError(f"{path} is not an hwlenet export manifest of this version; "
                            "re-create the folder with hwlenet emit-verilog")
@@ -239,6 +240,14 @@ def read_export(directory):
     _integer(widths["logit"], path, "widths.logit", low=2, high=64)
     _integer(widths["value"], path, "widths.value", low=2, high=64)
     _sequence(manifest["memories"], path, "memories")
+    for register in _sequence(manifest["registers"], path, "registers"):
+        _mapping(register, path, "a register", ("name", "path", "block", "width"))
+        if not isinstance(register["name"], str) or not isinstance(register["block"], str):
+            _fail(path, "a register's name and block", "strings", register)
+        if (not isinstance(register["path"], list) or not register["path"]
+                or not all(isinstance(part, str) and part for part in register["path"])):
+            _fail(path, "a register's path", "a list of names", register["path"])
+        _integer(register["width"], path, "a register's width", low=1, high=1 << 16)
     names = set()
     for layer in _sequence(manifest["traced_layers"], path, "traced_layers"):
         _mapping(layer, path, "a traced layer", ("index", "name", "size"))
@@ -320,8 +329,10 @@ def _parse(output):
         last = output.strip().splitlines()[-1:] or ["no output"]
         raise HwlenetError(f"the testbench ended without a verdict: {last[0]}")
     images, mismatches, cycles = (int(v) for v in result.groups())
+    activations = _ACTIVATIONS.search(output)
     report = {"images": images, "mismatches": mismatches, "cycles": cycles,
-              "first_mismatch": None, "hang": None}
+              "first_mismatch": None, "hang": None,
+              "fault_activations": int(activations.group(1)) if activations else None}
     found = _MISMATCH.search(output)
     if found:
         image, layer, element, expected, actual, kind, cycle = found.groups()

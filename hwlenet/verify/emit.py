@@ -20,9 +20,11 @@ from ..rtl.loader import pixel_layout
 from ..rtl.plan import plan_hardware
 from ..rtl.streamer import result_layout
 from ..rtl.writer import trace_layout
+from .registers import Register, design_registers, hierarchical_reference
 from .vectors import vector_file, write_vectors
 
-__all__ = ["LINT_WAIVERS", "bench_parameters", "emit_verilog", "traced_layers", "vector_files"]
+__all__ = ["LINT_WAIVERS", "bench_parameters", "emit_verilog", "traced_layers", "vector_files",
+           "write_register_faults"]
 
 TEMPLATES = Path(__file__).parent / "templates"
 #: ``verilator -Wall`` warnings waived for Amaranth's generated Verilog. WIDTH: Amaranth emits
@@ -135,11 +137,10 @@ def emit_verilog(qmodel, directory, rows=8, cols=8, images=None, cover=False, pr
     bench = bench_parameters(plan)
     roms = [rom.describe() for rom in plan.roms()]
     design = LeNetAccelerator(plan=plan, trace=trace)
-    write_text(directory / "hwlenet_top.v",
-               verilog.convert(design, name="hwlenet_top", emit_src=False))
-    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
-                                     keep_trailing_newline=True, trim_blocks=True,
-                                     lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    design_text = verilog.convert(design, name="hwlenet_top", emit_src=False)
+    write_text(directory / "hwlenet_top.v", design_text)
+    registers = design_registers(design_text)
+    environment = _environment()
     trace_fields = trace_layout(plan)
     context = {
         "version": __version__, "images": max(count, 1), "cols": cols, "layers": layers,
@@ -156,6 +157,7 @@ def emit_verilog(qmodel, directory, rows=8, cols=8, images=None, cover=False, pr
                              ("sim_main.cpp.j2", "sim_main.cpp"), ("Makefile.j2", "Makefile"),
                              ("README.md.j2", "README.md")):
         write_text(directory / target, environment.get_template(template).render(**context))
+    write_register_faults(directory, [])
     if design_ready is not None:
         design_ready(directory)
 
@@ -184,6 +186,9 @@ def emit_verilog(qmodel, directory, rows=8, cols=8, images=None, cover=False, pr
         "traced_layers": layers,
         "vector_files": files,
         "memories": roms,
+        "registers": [{"name": register.name, "path": list(register.path),
+                       "block": register.block, "width": register.width}
+                      for register in registers],
         "widths": {"weight": plan.weight_width, "operand": plan.operand_width,
                    "accumulator": plan.accumulator_width, "value": width,
                    "logit": logit_width},
@@ -191,6 +196,32 @@ def emit_verilog(qmodel, directory, rows=8, cols=8, images=None, cover=False, pr
     }
     write_text(directory / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
+
+
+def _environment():
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
+                              keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
+                              undefined=jinja2.StrictUndefined)
+
+
+def write_register_faults(directory, registers):
+    """Write ``register_faults.vh``, the register faults the fault build of the bench can
+    inject: one per entry of ``registers``, ``(index, entry)`` pairs of the manifest's
+    ``registers`` list. Only these registers get a second driver in that build, which keeps its
+    Verilator model small and fast; an export starts with none."""
+    chosen = [{"index": index, "name": register["name"], "width": register["width"],
+               "reference": hierarchical_reference(Register(tuple(register["path"]),
+                                                            register["width"]))}
+              for index, register in registers]
+    text = _environment().get_template("register_faults.vh.j2").render(
+        version=__version__, registers=chosen)
+    path = Path(directory) / "register_faults.vh"
+    try:
+        unchanged = path.read_text() == text
+    except OSError:
+        unchanged = False
+    if not unchanged:  # an unchanged file keeps the fault build up to date
+        write_text(path, text)
 
 
 def _write_vector_files(directory, files, contents):

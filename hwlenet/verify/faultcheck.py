@@ -21,7 +21,15 @@ missed
     inputs in the vectors, a table entry no vector indexes, or, per changed accumulator, where
     the change vanishes (the ReLU, rounding, saturation, equal table entries, pooling).
 
-Every simulated fault is also run by the numba kernels (:mod:`hwlenet.sim.kernels`) on the
+Registers are sites too: ``(register, bit, value)`` holds one bit of one register of the
+design (``manifest["registers"]``, read from the exported Verilog by
+:mod:`hwlenet.verify.registers`) stuck at 0 or 1 for the whole run, the classic stuck-at fault
+of a flip-flop. The fault build's bench writes the bit at every falling edge and counts the
+*activations*, the falling edges at which the register held the other value. A register fault
+is caught or missed; a missed one says whether it was ever activated. No register fault is
+called unobservable: nothing here proves that a register's value cannot matter.
+
+Every simulated ROM fault is also run by the numba kernels (:mod:`hwlenet.sim.kernels`) on the
 same vectors with the corrupted integer in the artifact: this *reference* says whether, and in
 which traced layer, the compared values change. It is exact whenever the corrupted weights
 cannot overflow the array's accumulator; a disagreement with the bench means a broken fault
@@ -41,9 +49,10 @@ from ..quant.artifact import accumulator_bound, load_artifact
 from ..quant.fixed import FixedFormat
 from ..sim import kernels, simulate
 from . import cosim
+from .emit import write_register_faults
 from .vectors import read_vectors
 
-__all__ = ["ROLES", "STATUSES", "plan_faults", "run_faultcheck"]
+__all__ = ["ROLES", "STATUSES", "plan_faults", "plan_register_faults", "run_faultcheck"]
 
 #: Memory roles, in report order.
 ROLES = ("weights", "biases", "table", "coefficients")
@@ -77,6 +86,7 @@ class _Export:
                                "export again without --no-trace")
         self.qmodel = load_artifact(self.directory / "model.npz")
         self.memories = self.manifest["memories"]
+        self.registers = self.manifest["registers"]
         self.traced = [layer["name"] for layer in self.manifest["traced_layers"]]
         self.sizes = [memory["depth"] * memory["width"] for memory in self.memories]
         self._reachable = None
@@ -142,6 +152,45 @@ class _Export:
             pixels = read_vectors(self.directory, files["pixels"], count)
             self._images = pixels.astype(np.uint8).reshape(count, 28, 28)
         return self._images
+
+    @property
+    def register_bits(self):
+        return sum(register["width"] for register in self.registers)
+
+    def sample_registers(self, faults, seed):
+        """``faults`` distinct register bits, uniform over all register bits, each stuck at a
+        random value: ``(register, bit, value)`` in register order. The draw is independent
+        of the ROM draw of the same seed."""
+        widths = [register["width"] for register in self.registers]
+        total = sum(widths)
+        if faults > total:
+            raise HwlenetError(f"--register-faults must be at most {total} (the register bits "
+                               f"of the design), not {faults}")
+        rng = np.random.default_rng([seed, 1])
+        picks = np.sort(rng.choice(total, size=faults, replace=False))
+        values = rng.integers(0, 2, size=faults)
+        ends = np.cumsum(widths)
+        sites = []
+        for pick, value in zip(picks.tolist(), values.tolist()):
+            index = int(np.searchsorted(ends, pick, side="right"))
+            sites.append((index, pick - int(ends[index] - widths[index]), value))
+        return sites
+
+    def describe_register(self, index, bit, value):
+        """The record of one register fault (to be simulated)."""
+        if not (isinstance(index, (int, np.integer)) and 0 <= index < len(self.registers)):
+            raise HwlenetError(f"register index must be from 0 to {len(self.registers) - 1}, "
+                               f"not {index!r}")
+        register = self.registers[index]
+        if not (isinstance(bit, (int, np.integer)) and 0 <= bit < register["width"]):
+            raise HwlenetError(f"bit of register {register['name']} must be from 0 to "
+                               f"{register['width'] - 1}, not {bit!r}")
+        if value not in (0, 1) or isinstance(value, bool):
+            raise HwlenetError(f"a stuck-at value must be 0 or 1, not {value!r}")
+        return {"register": register["name"], "register_index": int(index),
+                "block": register["block"], "width": register["width"], "bit": int(bit),
+                "stuck_at": int(value), "status": None, "reason": None,
+                "first_mismatch": None, "activations": None}
 
     def reachable(self):
         if self._reachable is None:
@@ -457,15 +506,50 @@ def plan_faults(directory, faults=50, seed=0, sites=None):
     return _classify(_Export(directory), faults, seed, sites)
 
 
+def _classify_registers(export, faults, seed, sites):
+    if sites is None:
+        faults = _check_count(faults, "register faults", 0)
+        seed = _check_count(seed, "seed", 0)
+        sites = export.sample_registers(faults, seed) if faults else []
+    else:
+        sites = [tuple(site) for site in sites]
+        if any(len(site) != 3 for site in sites):
+            raise HwlenetError("register sites must be a list of (register, bit, value)")
+    return [export.describe_register(*site) for site in sites]
+
+
+def plan_register_faults(directory, faults=20, seed=0, sites=None):
+    """The register faults a campaign would inject: ``faults`` distinct register bits drawn
+    uniformly over every register bit of the design, each stuck at a random 0 or 1 (seeded by
+    ``seed``), or the explicit ``(register index, bit, value)`` ``sites``; one record each, as
+    in :func:`run_faultcheck`."""
+    return _classify_registers(_Export(directory), faults, seed, sites)
+
+
 def _run_one(export, simulator, record):
-    plusargs = (f"+fault_memory={record['memory_index']}", f"+fault_address={record['address']}",
-                f"+fault_bit={record['bit']}", "+stop_at_first")
+    if "register" in record:
+        plusargs = (f"+fault_register={record['register_index']}",
+                    f"+fault_register_bit={record['bit']}",
+                    f"+fault_stuck_at={record['stuck_at']}", "+stop_at_first")
+        name = f"register {record['register']} bit {record['bit']} stuck at {record['stuck_at']}"
+    else:
+        plusargs = (f"+fault_memory={record['memory_index']}",
+                    f"+fault_address={record['address']}", f"+fault_bit={record['bit']}",
+                    "+stop_at_first")
+        name = f"fault {record['memory']}[{record['address']}] bit {record['bit']}"
     try:
         return cosim.run_bench(export.directory, simulator, 0, export.vectors, "faults",
                                plusargs)
     except HwlenetError as error:
-        raise HwlenetError(f"fault {record['memory']}[{record['address']}] bit {record['bit']}: "
-                           f"{error}") from None
+        raise HwlenetError(f"{name}: {error}") from None
+
+
+def _register_reason(record, vectors):
+    if not record["activations"]:
+        return (f"never activated: the bit held {record['stuck_at']} at every cycle of the "
+                f"{vectors} vectors")
+    return (f"activated on {record['activations']} cycles, but no compared value changed: the "
+            "register was not read at those cycles, or the change vanished downstream")
 
 
 def _first_mismatch(verdict):
@@ -490,8 +574,9 @@ def _tally(records, key):
 
 
 def run_faultcheck(directory, faults=50, seed=0, jobs=2, simulator="verilator", progress=False,
-                   sites=None):
-    """Flip random single bits of an exported design's ROMs and check that its bench notices.
+                   sites=None, register_faults=20, register_sites=None):
+    """Flip random single bits of an exported design's ROMs, hold random register bits stuck,
+    and check that its bench notices.
 
     Parameters
     ----------
@@ -509,6 +594,11 @@ def run_faultcheck(directory, faults=50, seed=0, jobs=2, simulator="verilator", 
     sites : list of (int, int, int), optional
         Explicit ``(memory index, address, bit)`` sites instead of a random draw (``faults``
         and ``seed`` are then ignored).
+    register_faults : int
+        Distinct register bits, drawn uniformly over every register bit of the design (0: none),
+        each held stuck at a random value for the whole run.
+    register_sites : list of (int, int, int), optional
+        Explicit ``(register index, bit, stuck-at value)`` faults instead of a random draw.
 
     Returns
     -------
@@ -526,7 +616,13 @@ def run_faultcheck(directory, faults=50, seed=0, jobs=2, simulator="verilator", 
         ``vectors``, whether it ``agrees`` with the bench; None when not simulated or not exact)),
         ``summary`` (``total``, ``caught``, ``missed``, ``unobservable``, ``observable``,
         ``caught_fraction_of_observable``, ``reference_disagreements``), ``by_role`` and
-        ``by_layer`` (counts per status), ``build_seconds`` and ``seconds``.
+        ``by_layer`` (counts per status); ``register_bits``, ``register_faults`` (one record per
+        fault: ``register`` (dotted path), ``register_index`` (the bench's ``+fault_register``),
+        ``block``, ``width``, ``bit``, ``stuck_at``, ``status`` (caught or missed), ``reason``
+        (why missed), ``first_mismatch`` and ``activations`` (falling edges at which the
+        register held the other value, over the bench's run)), ``register_summary``
+        (``total``, ``caught``, ``missed``, ``missed_activated``) and ``by_block``;
+        ``build_seconds`` and ``seconds``.
 
     Raises
     ------
@@ -544,6 +640,10 @@ def run_faultcheck(directory, faults=50, seed=0, jobs=2, simulator="verilator", 
         raise HwlenetError(f"{export.directory} holds no test vectors: re-run hwlenet "
                            "emit-verilog with --vectors N --data-dir DIR")
     records = _classify(export, faults, seed, sites)
+    register_records = _classify_registers(export, register_faults, seed, register_sites)
+    write_register_faults(export.directory, [
+        (index, export.registers[index])
+        for index in sorted({record["register_index"] for record in register_records})])
     cosim.build_bench(export.directory, simulator, "faults")
     built = time.perf_counter()
     clean = cosim.run_bench(export.directory, simulator, 0, export.vectors, "faults")
@@ -557,16 +657,21 @@ def run_faultcheck(directory, faults=50, seed=0, jobs=2, simulator="verilator", 
     changes = {id(record): reference.changes(record) for record in pending}
     with ThreadPoolExecutor(jobs) as pool:
         futures = {pool.submit(_run_one, export, simulator, record): record
-                   for record in pending}
+                   for record in pending + register_records}
         try:
             for future in tqdm(as_completed(futures), total=len(futures), desc="faults",
                                unit="fault", disable=not progress):
                 record, verdict = futures[future], future.result()
                 record["first_mismatch"] = _first_mismatch(verdict)
                 record["status"] = "missed" if record["first_mismatch"] is None else "caught"
+                if "register" in record:
+                    record["activations"] = verdict["fault_activations"]
         except BaseException:
             pool.shutdown(cancel_futures=True)
             raise
+    for record in register_records:
+        if record["status"] == "missed":
+            record["reason"] = _register_reason(record, export.vectors)
     for record in pending:
         record["reference"] = reference.summary(record, changes[id(record)])
         if record["reference"] is not None:
@@ -593,6 +698,16 @@ def run_faultcheck(directory, faults=50, seed=0, jobs=2, simulator="verilator", 
         },
         "by_role": {role: by_role[role] for role in ROLES if role in by_role},
         "by_layer": _tally(records, "layer"),
+        "register_bits": export.register_bits,
+        "register_faults": register_records,
+        "register_summary": {
+            "total": len(register_records),
+            "caught": sum(r["status"] == "caught" for r in register_records),
+            "missed": sum(r["status"] == "missed" for r in register_records),
+            "missed_activated": sum(r["status"] == "missed" and bool(r["activations"])
+                                    for r in register_records),
+        },
+        "by_block": _tally(register_records, "block"),
         "build_seconds": built - start,
         "seconds": time.perf_counter() - start,
     }

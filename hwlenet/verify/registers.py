@@ -1,0 +1,114 @@
+"""The registers of an exported design, read from its Verilog, for register fault injection.
+
+Amaranth (through Yosys's ``write_verilog``) emits every register as a ``reg`` assigned by a
+non-blocking assignment in its own ``always @(posedge clk)`` process, and every submodule as a
+module named after its hierarchy (``\\hwlenet_top.array.pe_3_3``) instantiated under its own
+name. This module lists those registers with the hierarchical path a testbench reaches them by
+(``array.pe_3_3.acc``), in the order of the file, so that the same export always numbers its
+registers the same way. Memory write ports (``mem[addr] <= data``) are not registers and are
+left out; a memory's read-port register is kept.
+"""
+
+import dataclasses
+import re
+
+from ..errors import HwlenetError
+
+__all__ = ["Register", "design_registers", "hierarchical_reference"]
+
+_IDENTIFIER = r"(?:\\\S+|[A-Za-z_][A-Za-z0-9_$]*)"
+_MODULE = re.compile(rf"^module ({_IDENTIFIER})\s*\(.*?^endmodule", re.M | re.S)
+_INSTANCE = re.compile(rf"^  ({_IDENTIFIER}) +({_IDENTIFIER}) +\(\s*$", re.M)
+_DECLARATION = re.compile(rf"^  reg (?:\[(\d+):(\d+)\] )?({_IDENTIFIER})\s*(?:=[^;]*)?;", re.M)
+_REGISTER = re.compile(rf"^  always @\(posedge clk\)(?: begin)?\s*\n\s+({_IDENTIFIER}) +<=", re.M)
+_SIMPLE = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
+
+
+@dataclasses.dataclass(frozen=True)
+class Register:
+    """One register of the design.
+
+    Attributes
+    ----------
+    path : tuple of str
+        Instance names from the top module's child down to the register's own name, as
+        Verilog identifiers (escaped ones without their leading backslash).
+    width : int
+        Bits of the register.
+    """
+
+    path: tuple
+    width: int
+
+    @property
+    def name(self):
+        """The dotted path, as reports show it: ``array.pe_3_3.acc``."""
+        return ".".join(self.path)
+
+    @property
+    def block(self):
+        """The top-level block the register sits in (``top`` for the top module's own)."""
+        return self.path[0] if len(self.path) > 1 else "top"
+
+
+def hierarchical_reference(register, root="dut"):
+    """The Verilog reference to ``register`` from the instance ``root`` of the design: escaped
+    identifiers keep their backslash and the space that ends them."""
+    parts = [root]
+    for name in register.path:
+        parts.append(name if _SIMPLE.fullmatch(name) else f"\\{name} ")
+    return ".".join(parts)
+
+
+def _unescape(name):
+    return name[1:] if name.startswith("\\") else name
+
+
+def design_registers(verilog_text, top="hwlenet_top"):
+    """Every register of the design in ``verilog_text`` under module ``top``.
+
+    Parameters
+    ----------
+    verilog_text : str
+        The Verilog that :func:`amaranth.back.verilog.convert` wrote.
+    top : str
+        The top module's name.
+
+    Returns
+    -------
+    list of Register
+        In the order of a depth-first walk of the instances, each module's registers in file
+        order.
+
+    Raises
+    ------
+    HwlenetError
+        When the top module is missing, an instantiated module is not defined, or a register's
+        declaration cannot be found.
+    """
+    modules = {_unescape(match.group(1)): match.group(0)
+               for match in _MODULE.finditer(verilog_text)}
+    if top not in modules:
+        raise HwlenetError(f"the Verilog defines no module {top!r}")
+    registers = []
+
+    def walk(module, prefix):
+        body = modules[module]
+        widths = {_unescape(name): (int(high) - int(low) + 1 if high else 1)
+                  for high, low, name in _DECLARATION.findall(body)}
+        for match in _REGISTER.finditer(body):
+            name = _unescape(match.group(1))
+            if name not in widths:
+                raise HwlenetError(f"register {name!r} of module {module!r} has no declaration")
+            registers.append(Register(path=(*prefix, name), width=widths[name]))
+        for kind, instance in _INSTANCE.findall(body):
+            kind = _unescape(kind)
+            if kind in ("module", "always", "assign"):
+                continue
+            if kind not in modules:
+                raise HwlenetError(f"module {module!r} instantiates {kind!r}, which the Verilog "
+                                   "does not define")
+            walk(kind, (*prefix, _unescape(instance)))
+
+    walk(top, ())
+    return registers
