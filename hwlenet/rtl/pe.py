@@ -26,6 +26,10 @@ class ProcessingElement(wiring.Component):
     ``t + RESULT_LATENCY`` (``RESULT_LATENCY = 2``). Operands and flags pass on to the
     neighbours one cycle later (``LATENCY = 1``).
 
+    Only the flags are reset: the operands, the product, the sum and ``result`` are data
+    registers without reset (every sum starts with ``clear``, and a stale ``result`` is only
+    read after a ``capture`` has replaced it), which spares the fabric a reset on each of them.
+
     Parameters
     ----------
     weight_width, operand_width, accumulator_width : int
@@ -54,14 +58,17 @@ class ProcessingElement(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        acc = Signal(signed(self.accumulator_width))
-        product = Signal(signed(self.product_width))
-        flags = Signal(Flags)
-        m.d.sync += [self.w_out.eq(self.w_in), self.x_out.eq(self.x_in),
-                     self.flags_out.eq(self.flags_in),
-                     product.eq(self.w_in * self.x_in), flags.eq(self.flags_in)]
+        w = Signal.like(self.w_out, name="w", reset_less=True)
+        x = Signal.like(self.x_out, name="x", reset_less=True)
+        acc = Signal(signed(self.accumulator_width), reset_less=True)
+        result = Signal.like(self.result, name="sum", reset_less=True)
+        product = Signal(signed(self.product_width), reset_less=True)
+        flags = self.flags_out
+        m.d.sync += [w.eq(self.w_in), x.eq(self.x_in), flags.eq(self.flags_in),
+                     product.eq(self.w_in * self.x_in)]
+        m.d.comb += [self.w_out.eq(w), self.x_out.eq(x), self.result.eq(result)]
         with m.If(flags.capture):
-            m.d.sync += self.result.eq(acc)
+            m.d.sync += result.eq(acc)
         with m.If(flags.valid):
             with m.If(flags.clear):
                 m.d.sync += acc.eq(product)

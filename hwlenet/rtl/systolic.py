@@ -43,7 +43,8 @@ class SystolicArray(wiring.Component):
     cycle ``e`` at ``e + r + c``. A ``capture`` flag ends a tile: row ``r`` is drained at
     ``e + r + cols + 2`` (one row per cycle, on ``drain``; see :meth:`drain_latency`), with
     the ``tag`` given alongside the capture.
-    Requires a tile period of at least ``max(rows, cols + 1)`` cycles.
+    Requires a tile period of at least ``max(rows, cols + 1)`` cycles. The weight and operand
+    skew registers, like the PEs' data registers, have no reset; the flags and tags do.
 
     Parameters
     ----------
@@ -88,21 +89,21 @@ class SystolicArray(wiring.Component):
             for c in range(cols):
                 m.submodules[f"pe_{r}_{c}"] = pes[r][c]
 
-        def delayed(value, cycles, name):
+        def delayed(value, cycles, name, reset_less=False):
             for stage in range(cycles):
-                register = Signal.like(value, name=f"{name}_d{stage}")
+                register = Signal.like(value, name=f"{name}_d{stage}", reset_less=reset_less)
                 m.d.sync += register.eq(value)
                 value = register
             return value
 
         for r in range(rows):
-            m.d.comb += [pes[r][0].w_in.eq(delayed(self.edge.w_edge[r], r, f"w{r}")),
+            m.d.comb += [pes[r][0].w_in.eq(delayed(self.edge.w_edge[r], r, f"w{r}", True)),
                          pes[r][0].flags_in.eq(delayed(self.edge.flags, r, f"flags{r}"))]
             for c in range(1, cols):
                 m.d.comb += [pes[r][c].w_in.eq(pes[r][c - 1].w_out),
                              pes[r][c].flags_in.eq(pes[r][c - 1].flags_out)]
         for c in range(cols):
-            m.d.comb += pes[0][c].x_in.eq(delayed(self.edge.x_edge[c], c, f"x{c}"))
+            m.d.comb += pes[0][c].x_in.eq(delayed(self.edge.x_edge[c], c, f"x{c}", True))
             for r in range(1, rows):
                 m.d.comb += pes[r][c].x_in.eq(pes[r - 1][c].x_out)
 
