@@ -21,11 +21,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -e '.[dev]'
 	touch $(STAMP)
 
-# Verilator, Icarus Verilog, GTKWave (fst2vcd, to read Verilator's waveforms) and Chromium (the
-# headless browser that tests the HTML report) come from the system's packages.
+# Verilator, Icarus Verilog, GTKWave (fst2vcd, to read Verilator's waveforms), Chromium (the
+# headless browser that tests the HTML report) and ccache (exported benches compile through it
+# when it is there: Verilator's runtime and unchanged designs are not compiled twice) come from
+# the system's packages.
 tools:
 	@missing=""; \
 	command -v verilator >/dev/null || missing="$$missing verilator"; \
+	command -v ccache >/dev/null || missing="$$missing ccache"; \
 	command -v iverilog >/dev/null || missing="$$missing iverilog"; \
 	command -v fst2vcd >/dev/null || missing="$$missing gtkwave"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \

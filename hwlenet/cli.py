@@ -518,8 +518,8 @@ def faultcheck(directory, faults, register_faults, seed, jobs, simulator, json_p
     Each fault is caught (the bench reports a mismatch: the first diverging layer is named),
     missed (with the reason: never used by the vectors, or absorbed by ReLU, rounding or
     saturation) or unobservable (provably unable to change any output). Register faults (one
-    register bit stuck at 0 or 1 for the whole run) are caught or missed; a missed one says
-    whether the vectors ever activated it. Exits with status 1 when an observable ROM fault is
+    register bit stuck at 0 or 1 for the whole run) are unobservable when no logic reads the
+    register, else caught or missed; a missed one says whether the vectors ever activated it. Exits with status 1 when an observable ROM fault is
     missed; missed register faults are listed, since nothing proves that they were observable.
     """
     from .verify.faultcheck import run_faultcheck
@@ -546,9 +546,11 @@ def faultcheck(directory, faults, register_faults, seed, jobs, simulator, json_p
         click.echo(f"  registers: {registers['total']} stuck-at faults over "
                    f"{report['register_bits']} register bits: {registers['caught']} caught, "
                    f"{registers['missed']} missed ({registers['missed_activated']} of them "
-                   "activated)")
+                   f"activated), {registers['unobservable']} unobservable")
         for block, counts in sorted(report["by_block"].items()):
-            click.echo(f"  {block:12} {counts['caught']} caught, {counts['missed']} missed")
+            click.echo(f"  {block:12} " + ", ".join(f"{counts[status]} {status}"
+                                                   for status in ("caught", "missed",
+                                                                  "unobservable")))
         for fault in report["register_faults"]:
             if fault["status"] == "missed":
                 click.echo(f"  missed: register {fault['register']} bit {fault['bit']} stuck at "

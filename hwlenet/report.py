@@ -561,7 +561,8 @@ def _faults_section(sources, manifest):
         register_line = (f"{registers['total']} register bits held stuck at 0 or 1 (of "
                          f"{report['register_bits']:,}): {registers['caught']} caught, "
                          f"{registers['missed']} missed ({registers['missed_activated']} of "
-                         "them activated by the vectors)")
+                         "them activated by the vectors), "
+                         f"{registers.get('unobservable', 0)} unobservable (unread registers)")
         missed += [f"register {fault['register']} bit {fault['bit']} stuck at "
                    f"{fault['stuck_at']}: {fault['reason']}"
                    for fault in report["register_faults"] if fault["status"] == "missed"]

@@ -184,7 +184,7 @@ def test_stuck_accumulator_sign_is_caught_in_the_first_layer(directed):
         assert fault["first_mismatch"]["layer"] == "p1" and fault["activations"] > 0
         assert f"+fault_register={fault['register_index']}" in runs[-1] + runs[-2]
     assert report["register_summary"] == {"total": 2, "caught": 2, "missed": 0,
-                                          "missed_activated": 0}
+                                          "unobservable": 0, "missed_activated": 0}
     assert report["by_block"]["array"]["caught"] == 2
     registers = cosim_module.read_export(report["directory"])["registers"]
     assert report["register_bits"] == sum(register["width"] for register in registers)
@@ -226,6 +226,22 @@ def test_register_sampling_is_seeded_distinct_and_in_range(relu_export, seed):
         plan_register_faults(relu_export, faults=total + 1)
 
 
+def test_unread_registers_are_the_arrays_dead_ends(relu_export):
+    """The last column's weight registers and the last row's operand registers feed no
+    neighbour: their faults are unobservable and never simulated."""
+    registers = cosim_module.read_export(relu_export)["registers"]
+    unread = sorted(register["name"] for register in registers if register["unread"])
+    expected = sorted([f"array.pe_{r}_7.w" for r in range(8)]
+                      + [f"array.pe_7_{c}.x" for c in range(8)])
+    assert unread == expected
+    index, register = _register(relu_export, "array.pe_3_7.w")
+    record, = plan_register_faults(relu_export, sites=[(index, 2, 1)])
+    assert record["status"] == "unobservable" and "no logic reads" in record["reason"]
+    live, = plan_register_faults(relu_export, sites=[(_register(relu_export,
+                                                                "array.pe_3_6.w")[0], 2, 1)])
+    assert live["status"] is None
+
+
 @pytest.mark.parametrize("site", [(10 ** 6, 0, 0), (0, 64, 0), (0, 0, 2), (0, 0)])
 def test_bad_register_sites_are_rejected(relu_export, site):
     with pytest.raises(HwlenetError):
@@ -250,7 +266,7 @@ def test_missed_register_faults_say_whether_they_were_activated(relu_export, mon
     assert never["reason"].startswith("never activated: the bit held 1 at every cycle")
     assert masked["reason"].startswith("activated on 7 cycles, but no compared value changed")
     assert report["register_summary"] == {"total": 2, "caught": 0, "missed": 2,
-                                          "missed_activated": 1}
+                                          "unobservable": 0, "missed_activated": 1}
 
 
 @pytest.mark.parametrize("seed", [0, 5])

@@ -9,7 +9,8 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hwlenet import HwlenetError
-from hwlenet.verify.registers import Register, design_registers, hierarchical_reference
+from hwlenet.verify.registers import (Register, design_registers, hierarchical_reference,
+                                      unread_registers)
 
 
 class _Inner(wiring.Component):
@@ -36,7 +37,8 @@ class _Outer(wiring.Component):
         port = rom.read_port()
         toggle = Signal()
         count = Signal(8)
-        m.d.sync += [toggle.eq(~toggle), count.eq(count + toggle)]
+        spare = Signal(4)
+        m.d.sync += [toggle.eq(~toggle), count.eq(count + toggle), spare.eq(self.a)]
         m.d.comb += [inner.x.eq(self.a), self.b.eq(inner.y), port.addr.eq(count),
                      self.d.eq(port.data)]
         return m
@@ -51,11 +53,18 @@ def test_registers_of_a_small_design(outer_verilog):
     registers = design_registers(outer_verilog, top="top")
     # the memory's read-port register, the toggle, the counter and the submodule's sum, in
     # file order; the memory itself and the combinational wires are not registers
-    assert registers == [Register(("_0_",), 8), Register(("toggle",), 1),
-                         Register(("count",), 8), Register(("inner", "total"), 12)]
-    assert [register.name for register in registers] == ["_0_", "toggle", "count",
-                                                         "inner.total"]
-    assert [register.block for register in registers] == ["top", "top", "top", "inner"]
+    names = [register.name for register in registers]
+    assert sorted(names) == ["_0_", "count", "inner.total", "spare", "toggle"]
+    widths = {"_0_": 8, "count": 8, "inner.total": 12, "spare": 4, "toggle": 1}
+    assert [register.width for register in registers] == [widths[name] for name in names]
+    assert names[-1] == "inner.total" and registers[-1] == Register(("inner", "total"), 12)
+    assert {register.block for register in registers[:-1]} == {"top"}
+
+
+def test_unread_registers(outer_verilog):
+    # the spare register feeds nothing; the toggle feeds the counter, which addresses the
+    # memory, whose read register drives an output
+    assert unread_registers(outer_verilog, top="top") == {("spare",)}
 
 
 def test_references_escape_what_verilog_needs_escaped():

@@ -241,7 +241,9 @@ def read_export(directory):
     _integer(widths["value"], path, "widths.value", low=2, high=64)
     _sequence(manifest["memories"], path, "memories")
     for register in _sequence(manifest["registers"], path, "registers"):
-        _mapping(register, path, "a register", ("name", "path", "block", "width"))
+        _mapping(register, path, "a register", ("name", "path", "block", "width", "unread"))
+        if not isinstance(register["unread"], bool):
+            _fail(path, "a register's unread", "true or false", register["unread"])
         if not isinstance(register["name"], str) or not isinstance(register["block"], str):
             _fail(path, "a register's name and block", "strings", register)
         if (not isinstance(register["path"], list) or not register["path"]

@@ -20,7 +20,7 @@ from ..rtl.loader import pixel_layout
 from ..rtl.plan import plan_hardware
 from ..rtl.streamer import result_layout
 from ..rtl.writer import trace_layout
-from .registers import Register, design_registers, hierarchical_reference
+from .registers import Register, design_registers, hierarchical_reference, unread_registers
 from .vectors import vector_file, write_vectors
 
 __all__ = ["LINT_WAIVERS", "bench_parameters", "emit_verilog", "traced_layers", "vector_files",
@@ -140,6 +140,7 @@ def emit_verilog(qmodel, directory, rows=8, cols=8, images=None, cover=False, pr
     design_text = verilog.convert(design, name="hwlenet_top", emit_src=False)
     write_text(directory / "hwlenet_top.v", design_text)
     registers = design_registers(design_text)
+    unread = unread_registers(design_text)
     environment = _environment()
     trace_fields = trace_layout(plan)
     context = {
@@ -187,7 +188,8 @@ def emit_verilog(qmodel, directory, rows=8, cols=8, images=None, cover=False, pr
         "vector_files": files,
         "memories": roms,
         "registers": [{"name": register.name, "path": list(register.path),
-                       "block": register.block, "width": register.width}
+                       "block": register.block, "width": register.width,
+                       "unread": register.path in unread}
                       for register in registers],
         "widths": {"weight": plan.weight_width, "operand": plan.operand_width,
                    "accumulator": plan.accumulator_width, "value": width,

@@ -26,8 +26,10 @@ design (``manifest["registers"]``, read from the exported Verilog by
 :mod:`hwlenet.verify.registers`) stuck at 0 or 1 for the whole run, the classic stuck-at fault
 of a flip-flop. The fault build's bench writes the bit at every falling edge and counts the
 *activations*, the falling edges at which the register held the other value. A register fault
-is caught or missed; a missed one says whether it was ever activated. No register fault is
-called unobservable: nothing here proves that a register's value cannot matter.
+is unobservable when no logic reads the register (:func:`hwlenet.verify.registers.
+unread_registers`: the last column's weight registers of the array, say), and is not
+simulated; otherwise it is caught or missed, and a missed one says whether it was ever
+activated.
 
 Every simulated ROM fault is also run by the numba kernels (:mod:`hwlenet.sim.kernels`) on the
 same vectors with the corrupted integer in the artifact: this *reference* says whether, and in
@@ -187,10 +189,14 @@ class _Export:
                                f"{register['width'] - 1}, not {bit!r}")
         if value not in (0, 1) or isinstance(value, bool):
             raise HwlenetError(f"a stuck-at value must be 0 or 1, not {value!r}")
-        return {"register": register["name"], "register_index": int(index),
-                "block": register["block"], "width": register["width"], "bit": int(bit),
-                "stuck_at": int(value), "status": None, "reason": None,
-                "first_mismatch": None, "activations": None}
+        record = {"register": register["name"], "register_index": int(index),
+                  "block": register["block"], "width": register["width"], "bit": int(bit),
+                  "stuck_at": int(value), "status": None, "reason": None,
+                  "first_mismatch": None, "activations": None}
+        if register["unread"]:
+            record.update(status="unobservable", reason=(
+                "no logic reads the register: its value reaches no output of its module"))
+        return record
 
     def reachable(self):
         if self._reachable is None:
@@ -618,10 +624,12 @@ def run_faultcheck(directory, faults=50, seed=0, jobs=2, simulator="verilator", 
         ``caught_fraction_of_observable``, ``reference_disagreements``), ``by_role`` and
         ``by_layer`` (counts per status); ``register_bits``, ``register_faults`` (one record per
         fault: ``register`` (dotted path), ``register_index`` (the bench's ``+fault_register``),
-        ``block``, ``width``, ``bit``, ``stuck_at``, ``status`` (caught or missed), ``reason``
-        (why missed), ``first_mismatch`` and ``activations`` (falling edges at which the
-        register held the other value, over the bench's run)), ``register_summary``
-        (``total``, ``caught``, ``missed``, ``missed_activated``) and ``by_block``;
+        ``block``, ``width``, ``bit``, ``stuck_at``, ``status`` (caught, missed, or
+        unobservable: an unread register), ``reason`` (why unobservable or missed),
+        ``first_mismatch`` and ``activations`` (falling edges at which the register held the
+        other value, over the bench's run; None when not simulated)), ``register_summary``
+        (``total``, ``caught``, ``missed``, ``unobservable``, ``missed_activated``) and
+        ``by_block``;
         ``build_seconds`` and ``seconds``.
 
     Raises
@@ -641,9 +649,10 @@ def run_faultcheck(directory, faults=50, seed=0, jobs=2, simulator="verilator", 
                            "emit-verilog with --vectors N --data-dir DIR")
     records = _classify(export, faults, seed, sites)
     register_records = _classify_registers(export, register_faults, seed, register_sites)
+    register_pending = [record for record in register_records if record["status"] is None]
     write_register_faults(export.directory, [
         (index, export.registers[index])
-        for index in sorted({record["register_index"] for record in register_records})])
+        for index in sorted({record["register_index"] for record in register_pending})])
     cosim.build_bench(export.directory, simulator, "faults")
     built = time.perf_counter()
     clean = cosim.run_bench(export.directory, simulator, 0, export.vectors, "faults")
@@ -657,7 +666,7 @@ def run_faultcheck(directory, faults=50, seed=0, jobs=2, simulator="verilator", 
     changes = {id(record): reference.changes(record) for record in pending}
     with ThreadPoolExecutor(jobs) as pool:
         futures = {pool.submit(_run_one, export, simulator, record): record
-                   for record in pending + register_records}
+                   for record in pending + register_pending}
         try:
             for future in tqdm(as_completed(futures), total=len(futures), desc="faults",
                                unit="fault", disable=not progress):
@@ -702,8 +711,8 @@ def run_faultcheck(directory, faults=50, seed=0, jobs=2, simulator="verilator", 
         "register_faults": register_records,
         "register_summary": {
             "total": len(register_records),
-            "caught": sum(r["status"] == "caught" for r in register_records),
-            "missed": sum(r["status"] == "missed" for r in register_records),
+            **{status: sum(r["status"] == status for r in register_records)
+               for status in STATUSES},
             "missed_activated": sum(r["status"] == "missed" and bool(r["activations"])
                                     for r in register_records),
         },

@@ -6,7 +6,8 @@ module named after its hierarchy (``\\hwlenet_top.array.pe_3_3``) instantiated u
 name. This module lists those registers with the hierarchical path a testbench reaches them by
 (``array.pe_3_3.acc``), in the order of the file, so that the same export always numbers its
 registers the same way. Memory write ports (``mem[addr] <= data``) are not registers and are
-left out; a memory's read-port register is kept.
+left out; a memory's read-port register is kept. :func:`unread_registers` finds the registers
+whose value no logic reads, where a fault cannot show.
 """
 
 import dataclasses
@@ -14,7 +15,7 @@ import re
 
 from ..errors import HwlenetError
 
-__all__ = ["Register", "design_registers", "hierarchical_reference"]
+__all__ = ["Register", "design_registers", "hierarchical_reference", "unread_registers"]
 
 _IDENTIFIER = r"(?:\\\S+|[A-Za-z_][A-Za-z0-9_$]*)"
 _MODULE = re.compile(rf"^module ({_IDENTIFIER})\s*\(.*?^endmodule", re.M | re.S)
@@ -112,3 +113,85 @@ def design_registers(verilog_text, top="hwlenet_top"):
 
     walk(top, ())
     return registers
+
+
+_KEYWORDS = frozenset("""
+    always assign begin case casez default else end endcase endmodule if initial inout input
+    module negedge or output posedge reg signed wire
+""".split())
+_ATTRIBUTE = re.compile(r"\(\*.*?\*\)", re.S)
+_LITERAL = re.compile(r"\d*'[sS]?[bodhBODH][0-9a-fA-FxXzZ_?]+|\"[^\"]*\"")
+_TOKEN = re.compile(r"\\\S+|[A-Za-z_][A-Za-z0-9_$]*")
+_OUTPUT = re.compile(rf"^  output (?:\[\d+:\d+\] )?({_IDENTIFIER})\s*;", re.M)
+_TARGET = re.compile(rf"({_IDENTIFIER})\s*(?:\[[^\]]*\]\s*)*<?=(?!=)")
+_ITEM = re.compile(
+    r"^  (?:assign (?P<assign>[^;]*);"
+    r"|always @(?:\(posedge clk\)|\*)(?P<always> begin\n.*?\n  end\n|[^\n]*\n[^;]*;)"
+    rf"|(?P<kind>{_IDENTIFIER}) +(?P<instance>{_IDENTIFIER}) +\((?P<ports>.*?)\n  \);)",
+    re.M | re.S)
+
+
+def _names(text):
+    text = _LITERAL.sub(" ", text)
+    return {_unescape(token) for token in _TOKEN.findall(text)} - _KEYWORDS
+
+
+def _live_names(body):
+    """The names a module's outputs can depend on: its output ports, everything an instance
+    is connected to, and whatever the processes and assignments driving a live name read.
+    Conservative: a process reading a name counts for every name it drives."""
+    body = _ATTRIBUTE.sub(" ", body)
+    drivers, live = {}, {_unescape(name) for name in _OUTPUT.findall(body)}
+    for item in _ITEM.finditer(body):
+        if item.group("kind") is not None:
+            if _unescape(item.group("kind")) not in ("module", "always", "assign"):
+                live |= _names(item.group("ports"))
+            continue
+        text = item.group("assign") if item.group("assign") is not None else item.group("always")
+        sources = _names(text)
+        if item.group("assign") is not None:
+            targets = _names(text.split("=", 1)[0])
+        else:
+            targets = {_unescape(name) for name in _TARGET.findall(_LITERAL.sub(" ", text))}
+        for target in targets:
+            drivers.setdefault(target, set()).update(sources)
+    pending = list(live)
+    while pending:
+        for source in drivers.get(pending.pop(), ()):
+            if source not in live:
+                live.add(source)
+                pending.append(source)
+    return live
+
+
+def unread_registers(verilog_text, top="hwlenet_top"):
+    """The registers of :func:`design_registers` whose value reaches no output of their module
+    (the last column's weight register of a systolic array, say): a fault in one cannot change
+    anything the design outputs. Every output port of every module counts as read, so the
+    answer errs on the side of reading.
+
+    Returns
+    -------
+    set of tuple of str
+        The :attr:`Register.path` of each unread register.
+    """
+    modules = {_unescape(match.group(1)): match.group(0)
+               for match in _MODULE.finditer(verilog_text)}
+    live = {name: _live_names(body) for name, body in modules.items()}
+    unread = set()
+
+    def walk(module, prefix):
+        body = modules[module]
+        for match in _REGISTER.finditer(body):
+            name = _unescape(match.group(1))
+            if name not in live[module]:
+                unread.add((*prefix, name))
+        for kind, instance in _INSTANCE.findall(body):
+            kind = _unescape(kind)
+            if kind in modules:
+                walk(kind, (*prefix, _unescape(instance)))
+
+    if top not in modules:
+        raise HwlenetError(f"the Verilog defines no module {top!r}")
+    walk(top, ())
+    return unread
