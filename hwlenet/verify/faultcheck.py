@@ -71,6 +71,27 @@ def _check_count(value, name, low):
     return int(value)
 
 
+def _check_index(value, what, size):
+    if (not isinstance(value, (int, np.integer)) or isinstance(value, bool)
+            or not 0 <= value < size):
+        raise HwlenetError(f"{what} must be from 0 to {size - 1}, not {value!r}")
+    return int(value)
+
+
+def _draw(sizes, rng, count, option, what):
+    """``count`` distinct positions drawn uniformly over the concatenation of ``sizes``, in
+    order, as ``(index into sizes, offset within it)``."""
+    total = int(sum(sizes))
+    if count > total:
+        raise HwlenetError(f"{option} must be at most {total} (the {what} of the design), not "
+                           f"{count}")
+    picks = np.sort(rng.choice(total, size=count, replace=False))
+    ends = np.cumsum(sizes)
+    indices = np.searchsorted(ends, picks, side="right")
+    return [(int(index), int(pick - ends[index] + sizes[index]))
+            for index, pick in zip(indices, picks)]
+
+
 def _signed(value, bits):
     value &= (1 << bits) - 1
     return value - (1 << bits) if value >> (bits - 1) else value
@@ -163,30 +184,17 @@ class _Export:
         """``faults`` distinct register bits, uniform over all register bits, each stuck at a
         random value: ``(register, bit, value)`` in register order. The draw is independent
         of the ROM draw of the same seed."""
-        widths = [register["width"] for register in self.registers]
-        total = sum(widths)
-        if faults > total:
-            raise HwlenetError(f"--register-faults must be at most {total} (the register bits "
-                               f"of the design), not {faults}")
         rng = np.random.default_rng([seed, 1])
-        picks = np.sort(rng.choice(total, size=faults, replace=False))
-        values = rng.integers(0, 2, size=faults)
-        ends = np.cumsum(widths)
-        sites = []
-        for pick, value in zip(picks.tolist(), values.tolist()):
-            index = int(np.searchsorted(ends, pick, side="right"))
-            sites.append((index, pick - int(ends[index] - widths[index]), value))
-        return sites
+        bits = _draw([register["width"] for register in self.registers], rng, faults,
+                     "--register-faults", "register bits")
+        values = rng.integers(0, 2, size=faults).tolist()
+        return [(index, bit, value) for (index, bit), value in zip(bits, values)]
 
     def describe_register(self, index, bit, value):
         """The record of one register fault (to be simulated)."""
-        if not (isinstance(index, (int, np.integer)) and 0 <= index < len(self.registers)):
-            raise HwlenetError(f"register index must be from 0 to {len(self.registers) - 1}, "
-                               f"not {index!r}")
+        index = _check_index(index, "register index", len(self.registers))
         register = self.registers[index]
-        if not (isinstance(bit, (int, np.integer)) and 0 <= bit < register["width"]):
-            raise HwlenetError(f"bit of register {register['name']} must be from 0 to "
-                               f"{register['width'] - 1}, not {bit!r}")
+        bit = _check_index(bit, f"bit of register {register['name']}", register["width"])
         if value not in (0, 1) or isinstance(value, bool):
             raise HwlenetError(f"a stuck-at value must be 0 or 1, not {value!r}")
         record = {"register": register["name"], "register_index": int(index),
@@ -215,33 +223,16 @@ class _Export:
     def sample(self, faults, seed):
         """``faults`` distinct sites, uniform over all ROM bits, in (memory, address, bit)
         order."""
-        total = self.total_bits
-        if faults > total:
-            raise HwlenetError(f"--faults must be at most {total} (the ROM bits of the design), "
-                               f"not {faults}")
-        picks = np.sort(np.random.default_rng(seed).choice(total, size=faults, replace=False))
-        ends = np.cumsum(self.sizes)
-        sites = []
-        for pick in picks.tolist():
-            index = int(np.searchsorted(ends, pick, side="right"))
-            address, bit = divmod(pick - int(ends[index] - self.sizes[index]),
-                                  self.memories[index]["width"])
-            sites.append((index, address, bit))
-        return sites
+        return [(index, *divmod(offset, self.memories[index]["width"]))
+                for index, offset in _draw(self.sizes, np.random.default_rng(seed), faults,
+                                           "--faults", "ROM bits")]
 
     def describe(self, index, address, bit):
         """The record of one site, classified statically (``status`` None: to be simulated)."""
-        if not (isinstance(index, (int, np.integer)) and 0 <= index < len(self.memories)):
-            raise HwlenetError(f"memory index must be from 0 to {len(self.memories) - 1}, "
-                               f"not {index!r}")
+        index = _check_index(index, "memory index", len(self.memories))
         memory = self.memories[index]
-        if not (isinstance(address, (int, np.integer)) and 0 <= address < memory["depth"]):
-            raise HwlenetError(f"address of {memory['name']} must be from 0 to "
-                               f"{memory['depth'] - 1}, not {address!r}")
-        if not (isinstance(bit, (int, np.integer)) and 0 <= bit < memory["width"]):
-            raise HwlenetError(f"bit of {memory['name']} must be from 0 to "
-                               f"{memory['width'] - 1}, not {bit!r}")
-        index, address, bit = int(index), int(address), int(bit)
+        address = _check_index(address, f"address of {memory['name']}", memory["depth"])
+        bit = _check_index(bit, f"bit of {memory['name']}", memory["width"])
         segment = next(s for s in memory["segments"]
                        if s["base"] <= address < s["base"] + s["length"])
         layer = self.qmodel.layer(segment["layer"])
