@@ -217,8 +217,11 @@ class OperandFeeder(wiring.Component):
         for port, address in addresses.values():
             m.d.comb += port.addr.eq(address)
 
-        # cycle 5: the banks are read; cycle 6: their words, registered; cycle 7: the
-        # crossbar, registered
+        # cycle 5: the banks are read; cycle 6: the words of the job's buffer (each bank's
+        # word for a convolution, each column's word for a dense layer), registered; cycle 7:
+        # the crossbar from the banks to the columns, registered. Choosing the buffer a cycle
+        # early leaves cycle 7 a bank multiplexer per column, which is what lets the 8x8 array
+        # route on an ECP5.
         token5 = register(token4, "token5")
         subbank5 = register(dense_entry.subbank, "subbank5")
         weight5 = register(weight4, "weight5")
@@ -226,38 +229,45 @@ class OperandFeeder(wiring.Component):
         bank6 = [register(bank5[c], f"column_bank6_{c}") for c in range(cols)]
         subbank6 = register(subbank5, "subbank6")
         weight6 = register(weight5, "weight6")
-
-        def words(name, ports):
-            return [register(port.data, f"{name}_word7_{i}") for i, port in enumerate(ports)]
-
-        conv_words = {conv[0].index: words("input", self.input_read),
-                      conv[1].index: words("mid", self.mid_read)}
-        fc_words = words("fc", self.fc_read)
-        dense_words = [words(f"dense{d}", ports) for d, ports in enumerate(self.dense_read)]
+        operand = self.edge.x_edge[0].shape()
+        conv_words = [Signal(operand, name=f"conv_word7_{b}", reset_less=True)
+                      for b in range(banks)]
+        dense_words = [Signal(operand, name=f"dense_word7_{c}", reset_less=True)
+                       for c in range(cols)]
+        with m.Switch(token6.job):
+            for job in conv:
+                with m.Case(job.index):
+                    ports = conv_reads[job.index][1]
+                    m.d.sync += [word.eq(port.data) for word, port in zip(conv_words, ports)]
+            for job in dense:
+                with m.Case(job.index):
+                    if job is dense[0]:
+                        with m.Switch(subbank6):
+                            for s in range(subbanks):
+                                with m.Case(s):
+                                    m.d.sync += [dense_words[c].eq(
+                                        self.fc_read[c * subbanks + s].data)
+                                        for c in range(cols)]
+                    else:
+                        ports = self.dense_read[dense.index(job) - 1]
+                        m.d.sync += [word.eq(port.data) for word, port in zip(dense_words,
+                                                                               ports)]
         token7 = register(token6, "token7")
         bank7 = [register(bank6[c], f"column_bank7_{c}") for c in range(cols)]
-        subbank7 = register(subbank6, "subbank7")
         weight7 = register(weight6, "weight7")
+        convolving = Signal()
+        m.d.comb += convolving.eq(0)
+        for job in conv:
+            with m.If(token7.job == job.index):
+                m.d.comb += convolving.eq(1)
         for c in range(cols):
-            with m.Switch(token7.job):
-                for job in conv:
-                    with m.Case(job.index):
-                        with m.Switch(bank7[c]):
-                            for bank in range(banks):
-                                with m.Case(bank):
-                                    m.d.sync += self.edge.x_edge[c].eq(
-                                        conv_words[job.index][bank])
-                for job in dense:
-                    with m.Case(job.index):
-                        if job is dense[0]:
-                            with m.Switch(subbank7):
-                                for s in range(subbanks):
-                                    with m.Case(s):
-                                        m.d.sync += self.edge.x_edge[c].eq(
-                                            fc_words[c * subbanks + s])
-                        else:
-                            m.d.sync += self.edge.x_edge[c].eq(
-                                dense_words[dense.index(job) - 1][c])
+            with m.If(convolving):
+                with m.Switch(bank7[c]):
+                    for bank in range(banks):
+                        with m.Case(bank):
+                            m.d.sync += self.edge.x_edge[c].eq(conv_words[bank])
+            with m.Else():
+                m.d.sync += self.edge.x_edge[c].eq(dense_words[c])
         m.d.sync += [self.edge.w_edge.eq(weight7), self.edge.tag.eq(token7.tag),
                      self.edge.flags.valid.eq(token7.valid),
                      self.edge.flags.clear.eq(token7.clear),
