@@ -570,8 +570,10 @@ def faultcheck(directory, faults, register_faults, seed, jobs, simulator, json_p
               help="nextpnr placement seed")
 @click.option("--freq", "frequency_mhz", type=click.FloatRange(min=0, min_open=True),
               default=None, help="clock constraint in MHz (default: 125 for ECP5, 48 for iCE40)")
+@click.option("--placer", type=click.Choice(["heap", "sa", "static"]), default=None,
+              help="nextpnr's placer (default: heap); static routes the 8x8 array on ECP5-45F")
 @json_option
-def synth(directory, target, trace, seed, frequency_mhz, json_path):
+def synth(directory, target, trace, seed, frequency_mhz, placer, json_path):
     """Synthesize, place and route an exported DIRECTORY with Yosys and nextpnr from PyPI.
 
     Prints the resources used against the device's, Fmax, cycles and images per second and
@@ -584,7 +586,7 @@ def synth(directory, target, trace, seed, frequency_mhz, json_path):
         check_writable(json_path, "--json")
     progress = ProgressLine()
     try:
-        report = synthesize(directory, target=target, trace=trace, seed=seed,
+        report = synthesize(directory, target=target, trace=trace, seed=seed, placer=placer,
                             frequency_mhz=frequency_mhz, progress=progress)
     finally:
         progress.close()

@@ -435,9 +435,26 @@ def test_generic_removes_the_trace_logic_unless_asked(small_design):
     assert sorted(path.name for path in folder.iterdir()) == traced["files"]
 
 
+def test_placer_is_checked(small_design):
+    with pytest.raises(HwlenetError, match="placer must be one of heap, sa, static"):
+        synthesize(small_design, target="ecp5-25f", placer="fast")
+    with pytest.raises(HwlenetError, match="generic target has no place and route"):
+        synthesize(small_design, target="generic", placer="static")
+
+
 @needs_ice40
-def test_ice40(small_design):
-    report = synthesize(small_design, target="ice40-up5k")
+def test_ice40(small_design, monkeypatch):
+    commands = []
+    run_logged = synth_flow._run_logged
+
+    def spy(command, *args, **kwargs):
+        commands.append(command)
+        return run_logged(command, *args, **kwargs)
+
+    monkeypatch.setattr(synth_flow, "_run_logged", spy)
+    report = synthesize(small_design, target="ice40-up5k", placer="static")
+    nextpnr = commands[-1]
+    assert nextpnr[nextpnr.index("--placer") + 1] == "static" and report["placer"] == "static"
     resources = report["resources"]
     assert resources["dsps"]["used"] == 1 and resources["dsps"]["available"] == 8
     assert resources["spram"]["available"] == 4 and resources["luts"]["source"] == "nextpnr"
@@ -500,6 +517,8 @@ def run_process(*args, cwd):
     (["synth", "badmanifest", "--target", "generic"], "cannot read badmanifest"),
     (["synth", "nomanifest", "--target", "xc7a35t"], "unknown synthesis target 'xc7a35t'"),
     (["synth", "empty", "--target", "generic", "--seed", "-1"], "Invalid value for '--seed'"),
+    (["synth", "empty", "--target", "generic", "--placer", "fast"],
+     "Invalid value for '--placer'"),
 ])
 def test_bad_input_gives_one_line_error(tmp_path, args, message):
     (tmp_path / "empty").mkdir()

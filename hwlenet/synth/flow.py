@@ -412,7 +412,12 @@ _YOSYS_PHASES = (yosys_phase, describe_yosys_phase)
 _NEXTPNR_PHASES = (nextpnr_phase, describe_nextpnr_phase)
 
 
-def synthesize(directory, *, target, trace=False, seed=1, frequency_mhz=None, progress=None):
+#: nextpnr placers ``synthesize`` can ask for (``None``: nextpnr's default, heap).
+PLACERS = ("heap", "sa", "static")
+
+
+def synthesize(directory, *, target, trace=False, seed=1, frequency_mhz=None, placer=None,
+               progress=None):
     """Synthesize, place and route an exported design and report its resources and speed.
 
     Parameters
@@ -435,6 +440,10 @@ def synthesize(directory, *, target, trace=False, seed=1, frequency_mhz=None, pr
     frequency_mhz : float, optional
         Clock constraint for timing-driven placement and routing (default: the target's,
         125 MHz for ECP5 and 48 MHz for the UP5K). Fmax is reported whether or not it is met.
+    placer : {"heap", "sa", "static"}, optional
+        nextpnr's placer (default: nextpnr's own, heap). The 8x8 array on an ECP5-45F routes
+        with ``static``, where the heap placer packs it into two thirds of the die and the
+        router does not converge.
     progress : callable, optional
         Called as ``progress(tool, phase, seconds)`` about twice a second while a tool runs:
         ``tool`` is ``"yosys"`` or ``"nextpnr"``, ``phase`` a short description read from its
@@ -464,6 +473,10 @@ def synthesize(directory, *, target, trace=False, seed=1, frequency_mhz=None, pr
     spec = get_target(target)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise HwlenetError(f"seed must be a non-negative integer, not {seed!r}")
+    if placer is not None and placer not in PLACERS:
+        raise HwlenetError(f"placer must be one of {', '.join(PLACERS)}, not {placer!r}")
+    if placer is not None and spec.nextpnr is None:
+        raise HwlenetError(f"the {spec.name} target has no place and route, so no placer")
     if frequency_mhz is None:
         frequency_mhz = spec.frequency_mhz
     elif not isinstance(frequency_mhz, (int, float)) or not frequency_mhz > 0:
@@ -522,7 +535,7 @@ def synthesize(directory, *, target, trace=False, seed=1, frequency_mhz=None, pr
             "critical_path": None,
             "frequency_mhz": frequency_mhz, "meets_frequency": None,
             "cycles_per_image": cycles, "cycles_source": cycles_source,
-            "images_per_second": None, "seed": seed,
+            "images_per_second": None, "seed": seed, "placer": placer,
             "tools": {name: _package_version(name) for name in
                       (YOSYS, "wasmtime", spec.nextpnr) if name},
             "seconds": seconds,
@@ -534,7 +547,8 @@ def synthesize(directory, *, target, trace=False, seed=1, frequency_mhz=None, pr
                 raise HwlenetError(f"the design does not fit {spec.device} ({spec.name}): "
                                    f"Yosys's netlist needs at least {shortfall}")
             log = workdir / "nextpnr.log"
-            command = [nextpnr, *spec.nextpnr_arguments, "--json", netlist.name,
+            placement = ("--placer", placer) if placer is not None else ()
+            command = [nextpnr, *spec.nextpnr_arguments, *placement, "--json", netlist.name,
                        "--freq", f"{frequency_mhz:g}", "--seed", str(seed),
                        "--timing-allow-fail", "--report", "nextpnr.json", "--log", log.name,
                        "-q"]
