@@ -571,7 +571,8 @@ def faultcheck(directory, faults, register_faults, seed, jobs, simulator, json_p
 @click.option("--freq", "frequency_mhz", type=click.FloatRange(min=0, min_open=True),
               default=None, help="clock constraint in MHz (default: 125 for ECP5, 48 for iCE40)")
 @click.option("--placer", type=click.Choice(["heap", "sa", "static"]), default=None,
-              help="nextpnr's placer (default: heap); static routes the 8x8 array on ECP5-45F")
+              help="nextpnr's placer (default: heap; static spreads a large design over the "
+                   "whole die)")
 @json_option
 def synth(directory, target, trace, seed, frequency_mhz, placer, json_path):
     """Synthesize, place and route an exported DIRECTORY with Yosys and nextpnr from PyPI.

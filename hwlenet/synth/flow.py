@@ -441,9 +441,8 @@ def synthesize(directory, *, target, trace=False, seed=1, frequency_mhz=None, pl
         Clock constraint for timing-driven placement and routing (default: the target's,
         125 MHz for ECP5 and 48 MHz for the UP5K). Fmax is reported whether or not it is met.
     placer : {"heap", "sa", "static"}, optional
-        nextpnr's placer (default: nextpnr's own, heap). The 8x8 array on an ECP5-45F routes
-        with ``static``, where the heap placer packs it into two thirds of the die and the
-        router does not converge.
+        nextpnr's placer (default: nextpnr's own, heap). On an ECP5-45F the heap placer packs
+        the 8x8 array into two thirds of the die; ``static`` spreads it over the whole die.
     progress : callable, optional
         Called as ``progress(tool, phase, seconds)`` about twice a second while a tool runs:
         ``tool`` is ``"yosys"`` or ``"nextpnr"``, ``phase`` a short description read from its
