@@ -256,10 +256,7 @@ class OperandFeeder(wiring.Component):
         bank7 = [register(bank6[c], f"column_bank7_{c}") for c in range(cols)]
         weight7 = register(weight6, "weight7")
         convolving = Signal()
-        m.d.comb += convolving.eq(0)
-        for job in conv:
-            with m.If(token7.job == job.index):
-                m.d.comb += convolving.eq(1)
+        m.d.comb += convolving.eq(Cat(token7.job == job.index for job in conv).any())
         for c in range(cols):
             with m.If(convolving):
                 with m.Switch(bank7[c]):

@@ -191,7 +191,8 @@ class _Export:
         return [(index, bit, value) for (index, bit), value in zip(bits, values)]
 
     def describe_register(self, index, bit, value):
-        """The record of one register fault (to be simulated)."""
+        """The record of one register fault, classified statically (``status``
+        ``"unobservable"`` for an unread register, else None: to be simulated)."""
         index = _check_index(index, "register index", len(self.registers))
         register = self.registers[index]
         bit = _check_index(bit, f"bit of register {register['name']}", register["width"])

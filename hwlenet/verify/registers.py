@@ -65,6 +65,36 @@ def _unescape(name):
     return name[1:] if name.startswith("\\") else name
 
 
+def _walk(verilog_text, top):
+    """``(module name, module text, Register)`` for every register under ``top``, in the order
+    of a depth-first walk of the instances, each module's registers in file order."""
+    modules = {_unescape(match.group(1)): match.group(0)
+               for match in _MODULE.finditer(verilog_text)}
+    if top not in modules:
+        raise HwlenetError(f"the Verilog defines no module {top!r}")
+    pending = [(top, ())]
+    while pending:
+        module, prefix = pending.pop()
+        body = modules[module]
+        widths = {_unescape(name): (int(high) - int(low) + 1 if high else 1)
+                  for high, low, name in _DECLARATION.findall(body)}
+        for match in _REGISTER.finditer(body):
+            name = _unescape(match.group(1))
+            if name not in widths:
+                raise HwlenetError(f"register {name!r} of module {module!r} has no declaration")
+            yield module, body, Register(path=(*prefix, name), width=widths[name])
+        children = []
+        for kind, instance in _INSTANCE.findall(body):
+            kind = _unescape(kind)
+            if kind in ("module", "always", "assign"):
+                continue
+            if kind not in modules:
+                raise HwlenetError(f"module {module!r} instantiates {kind!r}, which the Verilog "
+                                   "does not define")
+            children.append((kind, (*prefix, _unescape(instance))))
+        pending.extend(reversed(children))
+
+
 def design_registers(verilog_text, top="hwlenet_top"):
     """Every register of the design in ``verilog_text`` under module ``top``.
 
@@ -87,32 +117,7 @@ def design_registers(verilog_text, top="hwlenet_top"):
         When the top module is missing, an instantiated module is not defined, or a register's
         declaration cannot be found.
     """
-    modules = {_unescape(match.group(1)): match.group(0)
-               for match in _MODULE.finditer(verilog_text)}
-    if top not in modules:
-        raise HwlenetError(f"the Verilog defines no module {top!r}")
-    registers = []
-
-    def walk(module, prefix):
-        body = modules[module]
-        widths = {_unescape(name): (int(high) - int(low) + 1 if high else 1)
-                  for high, low, name in _DECLARATION.findall(body)}
-        for match in _REGISTER.finditer(body):
-            name = _unescape(match.group(1))
-            if name not in widths:
-                raise HwlenetError(f"register {name!r} of module {module!r} has no declaration")
-            registers.append(Register(path=(*prefix, name), width=widths[name]))
-        for kind, instance in _INSTANCE.findall(body):
-            kind = _unescape(kind)
-            if kind in ("module", "always", "assign"):
-                continue
-            if kind not in modules:
-                raise HwlenetError(f"module {module!r} instantiates {kind!r}, which the Verilog "
-                                   "does not define")
-            walk(kind, (*prefix, _unescape(instance)))
-
-    walk(top, ())
-    return registers
+    return [register for _, _, register in _walk(verilog_text, top)]
 
 
 _KEYWORDS = frozenset("""
@@ -175,23 +180,11 @@ def unread_registers(verilog_text, top="hwlenet_top"):
     set of tuple of str
         The :attr:`Register.path` of each unread register.
     """
-    modules = {_unescape(match.group(1)): match.group(0)
-               for match in _MODULE.finditer(verilog_text)}
-    live = {name: _live_names(body) for name, body in modules.items()}
+    live = {}
     unread = set()
-
-    def walk(module, prefix):
-        body = modules[module]
-        for match in _REGISTER.finditer(body):
-            name = _unescape(match.group(1))
-            if name not in live[module]:
-                unread.add((*prefix, name))
-        for kind, instance in _INSTANCE.findall(body):
-            kind = _unescape(kind)
-            if kind in modules:
-                walk(kind, (*prefix, _unescape(instance)))
-
-    if top not in modules:
-        raise HwlenetError(f"the Verilog defines no module {top!r}")
-    walk(top, ())
+    for module, body, register in _walk(verilog_text, top):
+        if module not in live:
+            live[module] = _live_names(body)
+        if register.path[-1] not in live[module]:
+            unread.add(register.path)
     return unread
