@@ -31,7 +31,7 @@ from hwlenet.synth.flow import (cell_counts, critical_path, cycles_per_image,
                                 nextpnr_phase, nextpnr_results, nextpnr_shortage, resource_usage,
                                 yosys_phase)
 from hwlenet.synth.report import ProgressLine, format_report
-from hwlenet.synth.wrapper import FOLD_PINS, Port, read_ports, render_wrapper
+from hwlenet.synth.wrapper import FOLD_PINS, GlobalBuffer, Port, read_ports, render_wrapper
 from hwlenet.tools import find_tool
 from hwlenet.verify.emit import emit_verilog
 
@@ -51,7 +51,8 @@ needs_ice40 = pytest.mark.skipif(not (HAVE_YOSYS and HAVE_ICE40),
 
 class MultiplyAccumulate(wiring.Component):
     """The exported top's interface around ``multipliers`` registered 8x8 multiplies summed into
-    a 20-bit result; ``trace`` shows a 16-bit pixel sum that nothing else uses."""
+    a 20-bit result; ``trace`` shows a 16-bit pixel sum that nothing else uses. The products'
+    registers have no reset (an ECP5 DSP block can hold them), the operands' have one."""
 
     def __init__(self, *, multipliers=1):
         self.multipliers = multipliers
@@ -63,7 +64,8 @@ class MultiplyAccumulate(wiring.Component):
         total = Signal(20)
         pixel_sum = Signal(16)
         taps = [Signal(8, name=f"tap{index}") for index in range(self.multipliers)]
-        products = [Signal(16, name=f"product{index}") for index in range(self.multipliers)]
+        products = [Signal(16, name=f"product{index}", reset_less=True)
+                    for index in range(self.multipliers)]
         accepted = self.pixels.valid & self.pixels.ready
         m.d.comb += self.pixels.ready.eq(~self.results.valid | self.results.ready)
         with m.If(accepted):
@@ -162,7 +164,24 @@ def test_wrapper_folds_every_bit_once_and_is_deterministic(trace):
     assert max(len(line) for line in text.splitlines()) <= 100
 
 
+def test_wrapper_puts_the_registered_reset_on_the_global_buffer():
+    buffer = GlobalBuffer("DCCA", "CLKI", "CLKO", (("CE", "1'b1"),))
+    text, summary = render_wrapper(read_ports(HEADER), trace=False, version="9.9",
+                                   global_buffer=buffer)
+    assert summary["reset"] == "DCCA"
+    assert summary["pins"] == render_wrapper(read_ports(HEADER), trace=False,
+                                             version="9.9")[1]["pins"]
+    assert "    input wire rst," in text and ".rst(rst_global)" in text
+    assert "reg [1:0] rst_sync = 2'b11;" in text
+    assert "rst_sync <= {rst_sync[0:0], rst};" in text
+    instance = text.split("DCCA rst_buffer (")[1].split(");")[0].split()
+    assert instance == [".CLKI(rst_sync[1]),", ".CE(1'b1),", ".CLKO(rst_global)"]
+    plain, summary = render_wrapper(read_ports(HEADER), trace=False, version="9.9")
+    assert summary["reset"] == "pin" and ".rst(rst)" in plain and "rst_sync" not in plain
+
+
 @pytest.mark.parametrize("ports,kwargs,message", [
+    ([Port("clk", "input", 1)], {"global_buffer": "DCCA"}, "must be a GlobalBuffer"),
     ([Port("rst", "input", 1)], {}, "no clk input"),
     ([Port("clk", "output", 1)], {}, "no clk input"),
     ([Port("clk", "input", 1)], {"trace": True}, "no trace port"),
@@ -558,6 +577,10 @@ def test_ecp5_through_the_cli(tmp_path, small_design):
     resources = report["resources"]
     assert resources["dsps"]["used"] == 1 and resources["dsps"]["available"] == 28
     assert resources["io"]["used"] == report["wrapper"]["pins"] == 23
+    assert report["wrapper"]["reset"] == "DCCA"
+    assert report["dsp_registers"] == {"multipliers": 1, "registered_inputs": 0,
+                                       "registered_outputs": 1, "removed_flip_flops": 16}
+    assert "DSP registers: operands of 0 and products of 1 of 1 multipliers" in result.stdout
     assert {entry["source"] for entry in resources.values()} == {"nextpnr"}
     assert report["fits"] is True and report["fmax_mhz"] > 50 and report["seed"] == 3
     assert report["images_per_second"] == pytest.approx(report["fmax_mhz"] * 1e6 / 250)

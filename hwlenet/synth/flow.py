@@ -27,6 +27,7 @@ from pathlib import Path
 from .. import __version__
 from ..errors import HwlenetError
 from ..tools import find_tool
+from .dsp import absorb_dsp_registers
 from .targets import get_target
 from .wrapper import DESIGN_TOP, SYNTH_TOP, read_ports, render_wrapper
 
@@ -416,8 +417,21 @@ _NEXTPNR_PHASES = (nextpnr_phase, describe_nextpnr_phase)
 PLACERS = ("heap", "sa", "static")
 
 
+def _absorb_dsp_registers(netlist):
+    try:
+        design = json.loads(netlist.read_text())
+        module = design["modules"][SYNTH_TOP]
+    except (json.JSONDecodeError, KeyError):
+        raise HwlenetError(f"yosys wrote an unreadable netlist {netlist}") from None
+    ports = [bit for port in module.get("ports", {}).values() for bit in port["bits"]
+             if isinstance(bit, int)]
+    summary = absorb_dsp_registers(module, ports=ports)
+    netlist.write_text(json.dumps(design))
+    return summary
+
+
 def synthesize(directory, *, target, trace=False, seed=1, frequency_mhz=None, placer=None,
-               progress=None):
+               dsp_registers=True, progress=None):
     """Synthesize, place and route an exported design and report its resources and speed.
 
     Parameters
@@ -443,6 +457,10 @@ def synthesize(directory, *, target, trace=False, seed=1, frequency_mhz=None, pl
     placer : {"heap", "sa", "static"}, optional
         nextpnr's placer (default: nextpnr's own, heap). On an ECP5-45F the heap placer packs
         the 8x8 array into two thirds of the die; ``static`` spreads it over the whole die.
+    dsp_registers : bool
+        On ECP5, move the flip-flops around each multiplier into the DSP block's own input and
+        output registers before placement (:func:`hwlenet.synth.dsp.absorb_dsp_registers`;
+        equivalent cycle for cycle). Ignored on other targets.
     progress : callable, optional
         Called as ``progress(tool, phase, seconds)`` about twice a second while a tool runs:
         ``tool`` is ``"yosys"`` or ``"nextpnr"``, ``phase`` a short description read from its
@@ -454,12 +472,13 @@ def synthesize(directory, *, target, trace=False, seed=1, frequency_mhz=None, pl
     dict
         ``target``, ``device``, ``package``, ``speed_grade``, ``design`` (folder, architecture,
         array, SHA-256 of ``hwlenet_top.v``), ``trace``, ``wrapper`` (pins, folded and
-        unconnected ports), ``resources`` (see :func:`resource_usage`; empty for
-        ``generic``), ``fits``, ``cells`` (Yosys's counts by type), ``memories`` and
+        unconnected ports, how the reset is driven), ``resources`` (see
+        :func:`resource_usage`; empty for ``generic``), ``fits``, ``cells`` (Yosys's counts by type), ``memories`` and
         ``memory_bits`` (cells Yosys left as memories), ``flip_flops``, ``fmax_mhz``,
         ``clocks``, ``frequency_mhz``, ``meets_frequency``, ``cycles_per_image``,
         ``cycles_source``, ``images_per_second`` (``fmax_mhz * 1e6 / cycles_per_image``),
-        ``seed``, ``tools`` (package versions), ``seconds`` per tool and ``files``. Fmax,
+        ``seed``, ``dsp_registers`` (what :func:`~hwlenet.synth.dsp.absorb_dsp_registers`
+        did, or ``None``), ``tools`` (package versions), ``seconds`` per tool and ``files``. Fmax,
         images/s and fits are ``None`` for ``generic``.
 
     Raises
@@ -483,7 +502,8 @@ def synthesize(directory, *, target, trace=False, seed=1, frequency_mhz=None, pl
     design, verilog, design_hash, manifest = _read_export(directory)
     cycles, cycles_source = cycles_per_image(manifest)
     ports = read_ports(verilog)
-    wrapper_text, wrapper = render_wrapper(ports, trace=trace, version=__version__)
+    wrapper_text, wrapper = render_wrapper(ports, trace=trace, version=__version__,
+                                           global_buffer=spec.global_buffer)
     yosys = _tool(YOSYS, YOSYS)
     nextpnr = _tool(spec.nextpnr, spec.nextpnr) if spec.nextpnr else None
 
@@ -534,7 +554,7 @@ def synthesize(directory, *, target, trace=False, seed=1, frequency_mhz=None, pl
             "critical_path": None,
             "frequency_mhz": frequency_mhz, "meets_frequency": None,
             "cycles_per_image": cycles, "cycles_source": cycles_source,
-            "images_per_second": None, "seed": seed, "placer": placer,
+            "images_per_second": None, "seed": seed, "placer": placer, "dsp_registers": None,
             "tools": {name: _package_version(name) for name in
                       (YOSYS, "wasmtime", spec.nextpnr) if name},
             "seconds": seconds,
@@ -545,6 +565,8 @@ def synthesize(directory, *, target, trace=False, seed=1, frequency_mhz=None, pl
             if shortfall:
                 raise HwlenetError(f"the design does not fit {spec.device} ({spec.name}): "
                                    f"Yosys's netlist needs at least {shortfall}")
+            if dsp_registers and spec.family == "ecp5":
+                report["dsp_registers"] = _absorb_dsp_registers(netlist)
             log = workdir / "nextpnr.log"
             placement = ("--placer", placer) if placer is not None else ()
             command = [nextpnr, *spec.nextpnr_arguments, *placement, "--json", netlist.name,

@@ -76,7 +76,9 @@ def format_report(report, top_cells=12):
              if report["device"] else "Yosys generic cells")
     lines = [f"{report['target']}: {where}; {design.get('arch') or 'design'} on a "
              f"{array.get('rows')}x{array.get('cols')} array, trace "
-             f"{'kept' if report['trace'] else 'removed'}, {report['wrapper']['pins']} pins"]
+             f"{'kept' if report['trace'] else 'removed'}, {report['wrapper']['pins']} pins"
+             + (f", reset on a global buffer ({reset})"
+                if (reset := report["wrapper"].get("reset", "pin")) != "pin" else "")]
     if report["resources"]:
         entries = sorted(report["resources"].items(),
                          key=lambda item: (_ORDER.index(item[0]) if item[0] in _ORDER
@@ -109,6 +111,11 @@ def format_report(report, top_cells=12):
                      f"routing {path['routing_ns']:.1f}): {path['from']} -> {path['to']}"
                      + (f"; hwlenet_top.v lines {shown}" if shown else "")
                      + (f" and {more} more" if more > 0 else ""))
+    absorbed = report.get("dsp_registers")
+    if absorbed and absorbed["multipliers"]:
+        lines.append(f"  DSP registers: operands of {absorbed['registered_inputs']} and products "
+                     f"of {absorbed['registered_outputs']} of {absorbed['multipliers']} "
+                     f"multipliers registered in the DSP blocks")
     lines.append(f"  cycles/image {report['cycles_per_image']:.1f} ({report['cycles_source']})")
     if report["images_per_second"] is not None:
         lines.append(f"  images/s {_number(report['images_per_second'])}")

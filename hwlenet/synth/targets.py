@@ -3,6 +3,7 @@
 from dataclasses import dataclass, field
 
 from ..errors import HwlenetError
+from .wrapper import GlobalBuffer
 
 __all__ = ["Resource", "Target", "TARGETS", "get_target"]
 
@@ -62,6 +63,9 @@ class Target:
         Default clock constraint for timing-driven placement and routing.
     resources : tuple of Resource
         What the report counts, in table order.
+    global_buffer : GlobalBuffer or None
+        The primitive that puts the design's reset on a global network (see
+        :mod:`hwlenet.synth.wrapper`); ``None`` leaves the reset on its pin.
     """
 
     name: str
@@ -74,6 +78,7 @@ class Target:
     nextpnr_arguments: tuple
     frequency_mhz: object
     resources: tuple = field(default=())
+    global_buffer: object = None
 
 
 def _ecp5_resources(luts, multipliers, block_rams, io):
@@ -100,6 +105,7 @@ def _ecp5(name, device, flag, luts, multipliers, block_rams, io, package="CABGA3
                            "--lpf-allow-unconstrained", "--router", "router2"),
         frequency_mhz=125.0,
         resources=_ecp5_resources(luts, multipliers, block_rams, io),
+        global_buffer=GlobalBuffer("DCCA", "CLKI", "CLKO", (("CE", "1'b1"),)),
     )
 
 
@@ -140,6 +146,8 @@ TARGETS = {
                          {"SB_SPRAM256KA": 1}, 4),
                 Resource("io", "IO pins (SB_IO)", "SB_IO", {"SB_IO": 1}, 39),
             ),
+            global_buffer=GlobalBuffer("SB_GB", "USER_SIGNAL_TO_GLOBAL_BUFFER",
+                                       "GLOBAL_BUFFER_OUTPUT"),
         ),
         Target(
             name="generic", family="generic", device=None, package=None, speed_grade=None,
