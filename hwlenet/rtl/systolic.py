@@ -1,6 +1,6 @@
 """The output-stationary systolic array of multiply-accumulate processing elements."""
 
-from amaranth.hdl import Module, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -41,7 +41,7 @@ class SystolicArray(wiring.Component):
     enter at the top, one per column, and move down. The array skews them itself: row ``r`` is
     delayed ``r`` cycles and column ``c`` by ``c``, so PE ``(r, c)`` sees the edge values of
     cycle ``e`` at ``e + r + c``. A ``capture`` flag ends a tile: row ``r`` is drained at
-    ``e + r + cols + 2`` (one row per cycle, on ``drain``; see :meth:`drain_latency`), with
+    ``e + r + cols + 3`` (one row per cycle, on ``drain``; see :meth:`drain_latency`), with
     the ``tag`` given alongside the capture.
     Requires a tile period of at least ``max(rows, cols + 1)`` cycles. The weight and operand
     skew registers, like the PEs' data registers, have no reset; the flags and tags do.
@@ -54,14 +54,20 @@ class SystolicArray(wiring.Component):
         The tag that travels with each captured tile (a layout, or ``unsigned(n)``).
     """
 
+    #: Registered stages from a row's finished results to ``drain``: the row's kept results,
+    #: then the OR of every row's.
+    DRAIN_STAGES = 2
+
     @staticmethod
     def drain_latency(rows, cols):
         """Cycles from a ``capture`` flag at the edge to the last row on ``drain``: the flag
         reaches row ``rows - 1`` after ``rows - 1`` cycles and crosses its ``cols`` elements
         (:attr:`ProcessingElement.LATENCY` each); the last element's sum follows
-        ``RESULT_LATENCY - LATENCY`` cycles later, then the output register."""
+        ``RESULT_LATENCY - LATENCY`` cycles later, then the :attr:`DRAIN_STAGES` registers of
+        the drain."""
         return (rows - 1 + cols * ProcessingElement.LATENCY
-                + ProcessingElement.RESULT_LATENCY - ProcessingElement.LATENCY + 1)
+                + ProcessingElement.RESULT_LATENCY - ProcessingElement.LATENCY
+                + SystolicArray.DRAIN_STAGES)
 
     def __init__(self, *, rows, cols, weight_width, operand_width, accumulator_width,
                  tag_shape):
@@ -107,6 +113,11 @@ class SystolicArray(wiring.Component):
             for r in range(1, rows):
                 m.d.comb += pes[r][c].x_in.eq(pes[r - 1][c].x_out)
 
+        # Draining takes two registered stages. Each row first keeps its results where its
+        # capture has finished and zero elsewhere (a register beside the row); then the rows'
+        # kept values are ORed into ``drain``. At most one row finishes per cycle (rows drain
+        # on consecutive cycles and a tile lasts at least ``rows`` cycles), so the OR is that
+        # row's results: no select signal crosses the whole array.
         settle = ProcessingElement.RESULT_LATENCY - ProcessingElement.LATENCY
         finished = [delayed(pes[r][cols - 1].flags_out.capture, settle, f"finished{r}")
                     for r in range(rows)]
@@ -114,10 +125,22 @@ class SystolicArray(wiring.Component):
         held_tag = Signal.like(self.edge.tag)
         with m.If(finished[0]):
             m.d.sync += held_tag.eq(tag_at_exit)
-        m.d.sync += self.drain.valid.eq(0)
+        kept = [Signal.like(self.drain.acc, name=f"kept{r}", reset_less=True)
+                for r in range(rows)]
+        kept_finished = Signal(rows)
+        kept_row = Signal.like(self.drain.row)
+        kept_tag = Signal.like(self.edge.tag)
         for r in range(rows):
             with m.If(finished[r]):
-                m.d.sync += [self.drain.valid.eq(1), self.drain.row.eq(r),
-                             self.drain.tag.eq(tag_at_exit if r == 0 else held_tag)]
-                m.d.sync += [self.drain.acc[c].eq(pes[r][c].result) for c in range(cols)]
+                m.d.sync += [kept[r][c].eq(pes[r][c].result) for c in range(cols)]
+                m.d.sync += [kept_row.eq(r), kept_tag.eq(tag_at_exit if r == 0 else held_tag)]
+            with m.Else():
+                m.d.sync += kept[r].as_value().eq(0)
+        m.d.sync += kept_finished.eq(Cat(finished))
+        m.d.sync += [self.drain.valid.eq(kept_finished.any()), self.drain.row.eq(kept_row),
+                     self.drain.tag.eq(kept_tag)]
+        gathered = kept[0].as_value()
+        for r in range(1, rows):
+            gathered = gathered | kept[r].as_value()
+        m.d.sync += self.drain.acc.as_value().eq(gathered)
         return m
