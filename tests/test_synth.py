@@ -51,11 +51,13 @@ needs_ice40 = pytest.mark.skipif(not (HAVE_YOSYS and HAVE_ICE40),
 
 class MultiplyAccumulate(wiring.Component):
     """The exported top's interface around ``multipliers`` registered 8x8 multiplies summed into
-    a 20-bit result; ``trace`` shows a 16-bit pixel sum that nothing else uses. The products'
-    registers have no reset (an ECP5 DSP block can hold them), the operands' have one."""
+    a 20-bit result; ``trace`` shows a 16-bit pixel sum that nothing else uses. The operands'
+    registers have a reset; the products' have one unless ``product_reset`` is false (then an
+    ECP5 DSP block can hold them)."""
 
-    def __init__(self, *, multipliers=1):
+    def __init__(self, *, multipliers=1, product_reset=True):
         self.multipliers = multipliers
+        self.product_reset = product_reset
         super().__init__({"pixels": In(stream.Signature(9)),
                           "results": Out(stream.Signature(20)), "trace": Out(16)})
 
@@ -64,7 +66,7 @@ class MultiplyAccumulate(wiring.Component):
         total = Signal(20)
         pixel_sum = Signal(16)
         taps = [Signal(8, name=f"tap{index}") for index in range(self.multipliers)]
-        products = [Signal(16, name=f"product{index}", reset_less=True)
+        products = [Signal(16, name=f"product{index}", reset_less=not self.product_reset)
                     for index in range(self.multipliers)]
         accepted = self.pixels.valid & self.pixels.ready
         m.d.comb += self.pixels.ready.eq(~self.results.valid | self.results.ready)
@@ -82,11 +84,11 @@ class MultiplyAccumulate(wiring.Component):
         return m
 
 
-def small_export(folder, multipliers=1, batch_cycles=1000, cols=4):
+def small_export(folder, multipliers=1, batch_cycles=1000, cols=4, product_reset=True):
     """An export folder in emit-verilog's form (Amaranth Verilog of ``hwlenet_top`` and a
     manifest) holding :class:`MultiplyAccumulate`."""
     folder.mkdir(parents=True, exist_ok=True)
-    design = MultiplyAccumulate(multipliers=multipliers)
+    design = MultiplyAccumulate(multipliers=multipliers, product_reset=product_reset)
     (folder / "hwlenet_top.v").write_text(
         verilog.convert(design, name="hwlenet_top", emit_src=False))
     (folder / "manifest.json").write_text(json.dumps(
@@ -96,7 +98,7 @@ def small_export(folder, multipliers=1, batch_cycles=1000, cols=4):
 
 @pytest.fixture(scope="module")
 def small_design(tmp_path_factory):
-    return small_export(tmp_path_factory.mktemp("synth") / "mac")
+    return small_export(tmp_path_factory.mktemp("synth") / "mac", product_reset=False)
 
 
 # ----------------------------------------------------------------------------------------------
