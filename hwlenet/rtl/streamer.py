@@ -40,17 +40,17 @@ class ResultStreamer(wiring.Component):
     after ``finish``, sends ``count`` beats on ``results``, slot 0 first (a ``finish`` with
     ``count`` 0 sends nothing).
 
-    ``store`` is registered as it arrives (``LATENCY = 1``, for timing: the writer's store
-    registers sit far from the running comparisons), so everything happens one cycle after the
-    store interface shows it: ``busy`` is high from ``LATENCY + 1`` cycles after ``finish``
-    until the last beat is taken; a new batch must not store before then.
+    ``store`` is registered as it arrives (for timing: the writer's store registers sit far
+    from the running comparisons), and the beats come from a register loaded a cycle after the
+    registered ``finish`` (``LATENCY = 2``): ``busy`` is high from ``LATENCY + 1`` cycles after
+    ``finish`` until the last beat is taken; a new batch must not store before then.
 
     Parameters
     ----------
     plan : HardwarePlan
     """
 
-    LATENCY = 1
+    LATENCY = 2
 
     def __init__(self, *, plan):
         self.plan = plan
@@ -86,19 +86,32 @@ class ResultStreamer(wiring.Component):
                         with m.Case(i):
                             m.d.sync += logits[slot][i].eq(store.value[slot])
 
+        # The beat is a register (so is what selects the slot it loads), so a consumer's input
+        # register reads it over wires alone. It loads slot 0 a cycle after the registered
+        # ``finish``, once the batch's last logits and labels are in their registers.
         count = Signal(range(cols + 1))
         current = Signal(range(max(cols, 2)))
+        following = Signal(range(max(cols, 2) + 1))
+        starting = Signal()
+        beat = Signal(result_layout(plan), reset_less=True)
+        m.d.sync += starting.eq(store.finish & (store.count != 0))
         with m.If(store.finish & (store.count != 0)):
-            m.d.sync += [self.busy.eq(1), count.eq(store.count), current.eq(0)]
-        with m.Switch(current):
-            for slot in range(cols):
-                with m.Case(slot):
-                    m.d.comb += [self.results.payload.logits[i].eq(logits[slot][i])
-                                 for i in range(classes)]
-                    m.d.comb += self.results.payload.label.eq(labels[slot])
-        m.d.comb += self.results.valid.eq(self.busy)
-        with m.If(self.results.valid & self.results.ready):
-            m.d.sync += current.eq(current + 1)
+            m.d.sync += count.eq(store.count)
+
+        def load(slot):
+            m.d.sync += [beat.logits[i].eq(logits[slot][i]) for i in range(classes)]
+            m.d.sync += beat.label.eq(labels[slot])
+
+        with m.If(starting):
+            m.d.sync += [self.busy.eq(1), current.eq(0), following.eq(1)]
+            load(0)
+        with m.Elif(self.results.valid & self.results.ready):
+            m.d.sync += [current.eq(current + 1), following.eq(following + 1)]
+            with m.Switch(following):
+                for slot in range(1, cols):
+                    with m.Case(slot):
+                        load(slot)
             with m.If(current == count - 1):
                 m.d.sync += self.busy.eq(0)
+        m.d.comb += [self.results.payload.eq(beat), self.results.valid.eq(self.busy)]
         return m
