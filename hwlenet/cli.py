@@ -519,8 +519,9 @@ def faultcheck(directory, faults, register_faults, seed, jobs, simulator, json_p
     missed (with the reason: never used by the vectors, or absorbed by ReLU, rounding or
     saturation) or unobservable (provably unable to change any output). Register faults (one
     register bit stuck at 0 or 1 for the whole run) are unobservable when no logic reads the
-    register, else caught or missed; a missed one says whether the vectors ever activated it. Exits with status 1 when an observable ROM fault is
-    missed; missed register faults are listed, since nothing proves that they were observable.
+    register, else caught or missed; a missed one says whether the vectors ever activated it.
+    Exits with status 1 when an observable ROM fault is missed; missed register faults are
+    listed, since nothing proves that they were observable.
     """
     from .verify.faultcheck import run_faultcheck
 

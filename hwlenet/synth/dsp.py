@@ -18,7 +18,7 @@ nextpnr) so that they are used:
   "CLK0"``) and drives the flip-flops' outputs directly; the flip-flops are removed.
 
 A plain flip-flop and a DSP register on the same clock hold the same value on every cycle
-(both start at 0 after configuration and load their input on every rising edge), so the
+(both load their input on every rising edge, and configuration clears both), so the
 rewritten netlist computes what the exported design computes, cycle for cycle: no register
 moves across logic, nothing is retimed. The exported ``hwlenet_top.v`` is not changed.
 """

@@ -473,13 +473,14 @@ def synthesize(directory, *, target, trace=False, seed=1, frequency_mhz=None, pl
         ``target``, ``device``, ``package``, ``speed_grade``, ``design`` (folder, architecture,
         array, SHA-256 of ``hwlenet_top.v``), ``trace``, ``wrapper`` (pins, folded and
         unconnected ports, how the reset is driven), ``resources`` (see
-        :func:`resource_usage`; empty for ``generic``), ``fits``, ``cells`` (Yosys's counts by type), ``memories`` and
-        ``memory_bits`` (cells Yosys left as memories), ``flip_flops``, ``fmax_mhz``,
-        ``clocks``, ``frequency_mhz``, ``meets_frequency``, ``cycles_per_image``,
-        ``cycles_source``, ``images_per_second`` (``fmax_mhz * 1e6 / cycles_per_image``),
-        ``seed``, ``dsp_registers`` (what :func:`~hwlenet.synth.dsp.absorb_dsp_registers`
-        did, or ``None``), ``tools`` (package versions), ``seconds`` per tool and ``files``. Fmax,
-        images/s and fits are ``None`` for ``generic``.
+        :func:`resource_usage`; empty for ``generic``), ``fits``, ``cells`` (Yosys's counts
+        by type), ``memories`` and ``memory_bits`` (cells Yosys left as memories),
+        ``flip_flops``, ``fmax_mhz``, ``clocks``, ``frequency_mhz``, ``meets_frequency``,
+        ``cycles_per_image``, ``cycles_source``, ``images_per_second`` (``fmax_mhz * 1e6 /
+        cycles_per_image``), ``seed``, ``dsp_registers`` (what
+        :func:`~hwlenet.synth.dsp.absorb_dsp_registers` did, or ``None``), ``tools`` (package
+        versions), ``seconds`` per tool and ``files``. Fmax, images/s and fits are ``None`` for
+        ``generic``.
 
     Raises
     ------
