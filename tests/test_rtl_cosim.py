@@ -46,6 +46,25 @@ def test_verilator_200_images_bit_exact(exports, name):
     assert abs(report["steady_state_error"]) < 0.01
 
 
+def test_exported_weight_pieces_hold_the_words(exports, qmodels):
+    """Every word of the weight ROM is in the exported Verilog where :meth:`RomImage.locate`
+    says (the rule the bench's ROM faults and these tests' flips use), lanes packed low first,
+    and the pieces hold nothing else."""
+    plan = plan_hardware(qmodels["lenet5-relu"], 8, 8)
+    weights = plan.weight_rom()
+    assert weights.piece_depth == 512 and len(weights.memory_paths) == -(-weights.depth // 512)
+    text = (exports["lenet5-relu"] / "hwlenet_top.v").read_text()
+    found = {(name, int(index)): int(value, 16 if base == "h" else 10) for name, index, base, value
+             in re.findall(r"\b(piece_\d+)\[(\d+)\] = \d+'([hd])([0-9a-f]+);", text)}
+    mask = (1 << weights.lane_width) - 1
+    expected = {}
+    for address, word in enumerate(weights.words):
+        path, local = weights.locate(address)
+        expected[(path.split(".")[-1], local)] = sum(
+            (int(value) & mask) << (lane * weights.lane_width) for lane, value in enumerate(word))
+    assert found == expected
+
+
 def test_make_sim_runs_on_its_own(exports):
     folder = exports["lenet5-classic"]
     completed = subprocess.run(["make", "-C", str(folder), "sim", "IMAGES=24"],
@@ -85,13 +104,16 @@ def _copy(exports, name, tmp_path):
     return folder
 
 
-def _flip_rom_word(folder, rom, address, mask):
-    """XOR ``mask`` into word ``address`` of ROM ``rom`` in the exported Verilog."""
+def _flip_rom_word(folder, image, address, mask):
+    """XOR ``mask`` into word ``address`` of the ROM of :class:`RomImage` ``image`` in the
+    exported Verilog."""
     design = folder / "hwlenet_top.v"
     text = design.read_text()
-    pattern = re.compile(rf"(\b{rom}\[{address}\] = (\d+)')([hd])([0-9a-f]+);")
+    path, local = image.locate(address)
+    memory = path.split(".")[-1]
+    pattern = re.compile(rf"(\b{memory}\[{local}\] = (\d+)')([hd])([0-9a-f]+);")
     match = pattern.search(text)
-    assert match, f"{rom}[{address}] not found"
+    assert match, f"{path}[{local}] not found"
     base = 16 if match.group(3) == "h" else 10
     word = int(match.group(4), base) ^ mask
     design.write_text(pattern.sub(lambda m: f"{m.group(1)}h{word:x};", text, count=1))
@@ -134,7 +156,7 @@ def test_wrong_weight_names_first_diverging_layer(tmp_path, exports, qmodels, ve
     plan = plan_hardware(qmodel, 8, 8)
     weights = plan.weight_rom()
     lane, k = _observable_weight_flip(qmodel, layer, diverges, vector_images[:8], plan.rows)
-    _flip_rom_word(folder, "weight_rom", weights.base(layer) + k,
+    _flip_rom_word(folder, weights, weights.base(layer) + k,
                    ((1 << weights.lane_width) - 1) << (lane * weights.lane_width))
     result, report = _cosim_cli(folder, tmp_path)
     assert result.exit_code == 1
@@ -164,7 +186,7 @@ def test_wrong_table_entry_is_caught(tmp_path, exports, qmodels, vector_images):
     index = _indexed_table_entry(qmodel, "c5", vector_images[0])
     address = tables.base("c5") + index - qmodel.layer("c5").pre_format.min_int
     folder = _copy(exports, "lenet5-classic", tmp_path)
-    _flip_rom_word(folder, "lut_rom", address, 1 << (tables.lane_width - 2))
+    _flip_rom_word(folder, tables, address, 1 << (tables.lane_width - 2))
     result, report = _cosim_cli(folder, tmp_path, images=1)
     assert result.exit_code == 1
     assert report["first_mismatch"]["layer"] == "c5"
@@ -311,7 +333,7 @@ def test_no_trace_export_checks_results_and_catches_a_wrong_weight(tmp_path, qmo
     plan = plan_hardware(qmodel, 4, 4)
     weights = plan.weight_rom()
     lane, k = _observable_weight_flip(qmodel, "out", "out", vector_images[:6], plan.rows)
-    _flip_rom_word(folder, "weight_rom", weights.base("out") + k,
+    _flip_rom_word(folder, weights, weights.base("out") + k,
                    ((1 << weights.lane_width) - 1) << (lane * weights.lane_width))
     report = run_cosim(folder, "verilator", 6)
     assert not report["bit_exact"]

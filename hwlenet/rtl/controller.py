@@ -89,35 +89,50 @@ class Controller(wiring.Component):
 
         m.d.sync += outstanding.eq(outstanding + flush - self.done)
 
-        depth, period, row_tiles, blocks, phases = (
-            Signal(16, name=n) for n in ("depth", "period", "row_tiles", "blocks", "phases"))
+        # The job's constants and the next block's position are registers: the constants are
+        # loaded with the job, and the next block is computed from the current one in the
+        # cycle after it changes (a tile lasts ``tile_period >= 2`` cycles), so that neither a
+        # job multiplexer nor the window arithmetic lies on the tile-end paths.
+        def constants(item):
+            return {"depth": item.depth, "last_step": item.tile_period - 1,
+                    "last_row_tile": item.row_tiles - 1,
+                    "last_block": getattr(item, "blocks", 1) - 1,
+                    "last_phase": getattr(item, "phases", 1) - 1}
+
+        limits = {name: Signal(range(max(max(constants(item)[name] for item in jobs), 1) + 1),
+                               name=name, init=constants(jobs[0])[name])
+                  for name in constants(jobs[0])}
         next_window_col = Signal.like(window_col)
         wraps = Signal(range(plan.windows // min(j.pooled_width for j in conv) + 2))
+        base_step = Signal.like(base)
         with m.Switch(job):
-            for item in jobs:
+            for item in conv:
                 with m.Case(item.index):
-                    m.d.comb += [depth.eq(item.depth), period.eq(item.tile_period),
-                                 row_tiles.eq(item.row_tiles),
-                                 blocks.eq(getattr(item, "blocks", 1)),
-                                 phases.eq(getattr(item, "phases", 1))]
-                    if item.kind == "conv":
-                        # the next block's first window: ``windows`` further on, row-major
-                        carried, column = divmod_constant(
-                            window_col + plan.windows, item.pooled_width,
-                            item.pooled_width + plan.windows)
-                        m.d.comb += [wraps.eq(carried), next_window_col.eq(column)]
+                    # the next block's first window: ``windows`` further on, row-major
+                    carried, column = divmod_constant(
+                        window_col + plan.windows, item.pooled_width,
+                        item.pooled_width + plan.windows)
+                    m.d.sync += [wraps.eq(carried), next_window_col.eq(column),
+                                 base_step.eq(1 + scaled(carried, item.wrap_rows))]
+
+        def set_job(index):
+            """Make job ``index`` (an integer) current, with its constants."""
+            m.d.sync += job.eq(index)
+            m.d.sync += [limits[name].eq(value) for name, value in
+                         constants(jobs[index]).items()]
 
         is_dense = Signal()
         m.d.comb += is_dense.eq(job >= conv[-1].index + 1)
-        last_phase = phase == phases - 1
-        last_block = block == blocks - 1
-        last_rtile = row_tile == row_tiles - 1
+        last_phase = phase == limits["last_phase"]
+        last_block = block == limits["last_block"]
+        last_rtile = row_tile == limits["last_row_tile"]
         last_tile = last_phase & last_block & last_rtile
         current_tag = Signal(tag_shape)
         m.d.comb += [
             current_tag.job.eq(job), current_tag.row_tile.eq(row_tile),
             current_tag.block.eq(block), current_tag.window_row.eq(window_row),
-            current_tag.window_col.eq(window_col), current_tag.phase.eq(phase), current_tag.image.eq(image), current_tag.slot.eq(slot),
+            current_tag.window_col.eq(window_col), current_tag.phase.eq(phase),
+            current_tag.image.eq(image), current_tag.slot.eq(slot),
             current_tag.count.eq(slot + 1),
             current_tag.last.eq(last_tile),
         ]
@@ -128,9 +143,12 @@ class Controller(wiring.Component):
             m.d.sync += [block.eq(0), window_row.eq(0), window_col.eq(0), base.eq(0),
                          phase.eq(0)]
 
-        def start_job(index):
+        def start_job(index=None):
+            """Start job ``index`` (an integer; by default the current one) at its first tile."""
             first_block()
-            m.d.sync += [job.eq(index), row_tile.eq(0), step.eq(0)]
+            m.d.sync += [row_tile.eq(0), step.eq(0)]
+            if index is not None:
+                set_job(index)
 
         def start_image(next_image):
             """Go to the first conv job of ``next_image`` now if it is loaded."""
@@ -146,7 +164,7 @@ class Controller(wiring.Component):
                 start_image(image)
             with m.State("RUN"):
                 m.d.comb += [
-                    token.valid.eq(step < depth), token.clear.eq(step == 0),
+                    token.valid.eq(step < limits["depth"]), token.clear.eq(step == 0),
                     token.capture.eq((step == 0) & pending), token.tag.eq(pending_tag),
                     token.job.eq(job), token.row_tile.eq(row_tile),
                     token.base.eq(base), token.window_col.eq(window_col),
@@ -155,7 +173,7 @@ class Controller(wiring.Component):
                 with m.If(step == 0):
                     m.d.sync += [pending.eq(1), pending_tag.eq(current_tag)]
                 m.d.sync += step.eq(step + 1)
-                with m.If(step == period - 1):
+                with m.If(step == limits["last_step"]):
                     m.d.sync += step.eq(0)
                     with m.If(last_tile):
                         m.next = "FLUSH"
@@ -164,11 +182,8 @@ class Controller(wiring.Component):
                     with m.Elif(~last_block):
                         m.d.sync += [phase.eq(0), block.eq(block + 1),
                                      window_col.eq(next_window_col),
-                                     window_row.eq(window_row + wraps)]
-                        with m.Switch(job):
-                            for item in conv:
-                                with m.Case(item.index):
-                                    m.d.sync += base.eq(base + 1 + scaled(wraps, item.wrap_rows))
+                                     window_row.eq(window_row + wraps),
+                                     base.eq(base + base_step)]
                     with m.Else():
                         first_block()
                         m.d.sync += row_tile.eq(row_tile + 1)
@@ -183,7 +198,7 @@ class Controller(wiring.Component):
                                 batch_full = (slot == plan.cols - 1) | last_image
                                 m.d.sync += slot.eq(slot + 1)
                                 with m.If(batch_full):
-                                    m.d.sync += job.eq(dense[0].index)
+                                    set_job(dense[0].index)
                                     m.next = "BARRIER"
                                 with m.Else():
                                     m.d.sync += image.eq(image + 1)
@@ -195,11 +210,11 @@ class Controller(wiring.Component):
                             else:
                                 if item is conv[0]:
                                     m.d.comb += self.images.release.eq(1)
-                                m.d.sync += job.eq(item.index + 1)
+                                set_job(item.index + 1)
                                 m.next = "BARRIER"
             with m.State("BARRIER"):
                 blocked = (job == dense[-1].index) & self.streamer_busy
                 with m.If((outstanding == 0) & ~blocked):
-                    start_job(job)
+                    start_job()
                     m.next = "RUN"
         return m

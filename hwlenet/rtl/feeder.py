@@ -1,7 +1,7 @@
 """The operand feeder: turns the controller's tokens into the weights, operands and flags at the
 systolic array's edges."""
 
-from amaranth.hdl import Cat, Module, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Signal, Value, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory, ReadPort
 from amaranth.lib.wiring import In, Out
@@ -10,6 +10,7 @@ from amaranth.utils import ceil_log2
 from .arith import divmod_constant, scaled
 from .controller import issue_signature
 from .postproc import tile_tag_layout
+from .rom import BankedRom
 from .systolic import edge_signature
 
 __all__ = ["OperandFeeder"]
@@ -41,10 +42,16 @@ class OperandFeeder(wiring.Component):
     cycle  what is registered at its start (the token arrives at cycle 0)
     =====  ================================================================================
     1      the token
-    2      the weight ROM's and the k-tables' addresses; they address the ROMs
-    4      their words (out at cycle 3; a block RAM's output is slow)
-    5      every bank's read address and every column's bank; the banks are addressed
-    7      every bank's word (out at cycle 6)
+    2      the k-tables' addresses, which address the k-table ROMs, and the weight tile's
+           first word
+    3      the weight ROM's address (the first word plus ``k``), which addresses the
+           :class:`~hwlenet.rtl.rom.BankedRom`
+    4      the k-table words (out at cycle 3; a block RAM's output is slow)
+    5      every bank's read address and every column's bank, which address the banks (the
+           flattened-feature banks are addressed by the k-table word at cycle 4)
+    6      the flattened-feature banks' words (out at cycle 5)
+    7      every other bank's word (out at cycle 6); the weight word (the ROM's
+           ``LATENCY`` after cycle 3)
     8      every column's operand after the crossbar; the weights, flags and tag
     =====  ================================================================================
 
@@ -106,9 +113,9 @@ class OperandFeeder(wiring.Component):
 
         weights = plan.weight_rom()
         weight_shape = data.ArrayLayout(signed(weights.lane_width), weights.lanes)
-        m.submodules.weight_rom = weight_rom = Memory(shape=weight_shape, depth=weights.depth,
-                                                      init=weights.words)
-        weight_port = weight_rom.read_port()
+        m.submodules.weight_rom = weight_rom = BankedRom(
+            width=weight_shape.size, piece_depth=weights.piece_depth,
+            init=[Value.cast(weight_shape.const(word)).value for word in weights.words])
         conv_entries, conv_bases, dense_entries, dense_bases = [], {}, [], {}
         for job in conv:
             conv_bases[job.index] = len(conv_entries)
@@ -133,33 +140,40 @@ class OperandFeeder(wiring.Component):
             init=[{"subbank": s, "row": r} for s, r in dense_entries])
         conv_port, dense_port = conv_rom.read_port(), dense_rom.read_port()
 
-        # cycle 1: the ROM addresses of the registered token, registered
+        # cycle 1: the k-tables' addresses and the weight tile's first word, registered
         token1 = register(self.issue.token, "token1")
-        rom_addresses = [Signal.like(port.addr, name=f"{name}_addr2") for name, port in
-                         (("weight", weight_port), ("conv_ktable", conv_port),
-                          ("dense_ktable", dense_port))]
-        weight_addr, conv_addr, dense_addr = rom_addresses
+        weight_addr = Signal.like(weight_rom.addr, name="weight_addr3")
+        weight_tile = Signal.like(weight_rom.addr, name="weight_tile2")
+        weight_k = Signal.like(token1.k, name="weight_k2")
+        conv_addr = Signal.like(conv_port.addr, name="conv_ktable_addr2")
+        dense_addr = Signal.like(dense_port.addr, name="dense_ktable_addr2")
         with m.If(token1.valid):
+            m.d.sync += weight_k.eq(token1.k)
             with m.Switch(token1.job):
                 for job in plan.jobs:
                     with m.Case(job.index):
-                        m.d.sync += weight_addr.eq(
-                            weights.base(job.layer.name) + scaled(token1.row_tile, job.depth)
-                            + token1.k)
+                        m.d.sync += weight_tile.eq(weights.base(job.layer.name)
+                                                   + scaled(token1.row_tile, job.depth))
                         if job.kind == "conv":
                             m.d.sync += conv_addr.eq(conv_bases[job.index] + token1.k)
                         else:
                             m.d.sync += dense_addr.eq(dense_bases[job.index] + token1.k)
-        m.d.comb += [weight_port.addr.eq(weight_addr), conv_port.addr.eq(conv_addr),
+        # cycle 2: the weight word's address (a second cycle: the tile's first word is a sum of
+        # shifted row tiles, and the weight ROM's address fans out to every block RAM)
+        m.d.sync += weight_addr.eq(weight_tile + weight_k)
+        m.d.comb += [weight_rom.addr.eq(weight_addr), conv_port.addr.eq(conv_addr),
                      dense_port.addr.eq(dense_addr)]
 
-        # cycle 3: the ROM words come out and are registered
+        # cycle 3: the k-table words come out and are registered; the weight word is the
+        # banked ROM's output at cycle 7
+        if 3 + BankedRom.LATENCY != self.LATENCY - 1:
+            raise ValueError(f"a weight ROM read in {BankedRom.LATENCY} cycles does not meet "
+                             f"the operands at cycle {self.LATENCY - 1}")
         token2 = register(token1, "token2")
         token3 = register(token2, "token3")
         token4 = register(token3, "token4")
         entry = register(conv_port.data, "conv_entry4")
         dense_entry = register(dense_port.data, "dense_entry4")
-        weight4 = register(weight_port.data, "weight4")
 
         # cycle 4: every bank's read address and every column's bank, registered
         addresses = {}
@@ -172,7 +186,6 @@ class OperandFeeder(wiring.Component):
         input_rows = [read_address(port, f"input_addr5_{b}") for b, port in
                       enumerate(self.input_read)]
         mid_rows = [read_address(port, f"mid_addr5_{b}") for b, port in enumerate(self.mid_read)]
-        fc_rows = [read_address(port, f"fc_addr5_{b}") for b, port in enumerate(self.fc_read)]
         dense_rows = [[read_address(port, f"dense{d}_addr5_{c}") for c, port in enumerate(ports)]
                       for d, ports in enumerate(self.dense_read)]
         conv_rows = {conv[0].index: input_rows, conv[1].index: mid_rows}
@@ -210,12 +223,15 @@ class OperandFeeder(wiring.Component):
                                             base + word + wrap_offset[g])]
         for job in dense:
             with m.If(token4.job == job.index):
-                if job is dense[0]:
-                    m.d.sync += [row.eq(dense_entry.row) for row in fc_rows]
-                else:
+                if job is not dense[0]:
                     m.d.sync += [row.eq(token4.k) for row in dense_rows[dense.index(job) - 1]]
         for port, address in addresses.values():
             m.d.comb += port.addr.eq(address)
+        # the flattened-feature banks (block RAMs) are addressed by the k-table word itself, a
+        # cycle early, so that each bank's word is registered beside it (cycle 6) before the
+        # sub-bank multiplexer (cycle 7), as the weight ROM's pieces are
+        m.d.comb += [port.addr.eq(dense_entry.row) for port in self.fc_read]
+        fc_words = [register(port.data, f"fc_word6_{b}") for b, port in enumerate(self.fc_read)]
 
         # cycle 5: the banks are read; cycle 6: the words of the job's buffer (each bank's
         # word for a convolution, each column's word for a dense layer), registered; cycle 7:
@@ -224,11 +240,9 @@ class OperandFeeder(wiring.Component):
         # route on an ECP5.
         token5 = register(token4, "token5")
         subbank5 = register(dense_entry.subbank, "subbank5")
-        weight5 = register(weight4, "weight5")
         token6 = register(token5, "token6")
         bank6 = [register(bank5[c], f"column_bank6_{c}") for c in range(cols)]
         subbank6 = register(subbank5, "subbank6")
-        weight6 = register(weight5, "weight6")
         operand = self.edge.x_edge[0].shape()
         conv_words = [Signal(operand, name=f"conv_word7_{b}", reset_less=True)
                       for b in range(banks)]
@@ -246,15 +260,13 @@ class OperandFeeder(wiring.Component):
                             for s in range(subbanks):
                                 with m.Case(s):
                                     m.d.sync += [dense_words[c].eq(
-                                        self.fc_read[c * subbanks + s].data)
-                                        for c in range(cols)]
+                                        fc_words[c * subbanks + s]) for c in range(cols)]
                     else:
                         ports = self.dense_read[dense.index(job) - 1]
                         m.d.sync += [word.eq(port.data) for word, port in zip(dense_words,
                                                                                ports)]
         token7 = register(token6, "token7")
         bank7 = [register(bank6[c], f"column_bank7_{c}") for c in range(cols)]
-        weight7 = register(weight6, "weight7")
         convolving = Signal()
         m.d.comb += convolving.eq(Cat(token7.job == job.index for job in conv).any())
         for c in range(cols):
@@ -265,7 +277,7 @@ class OperandFeeder(wiring.Component):
                             m.d.sync += self.edge.x_edge[c].eq(conv_words[bank])
             with m.Else():
                 m.d.sync += self.edge.x_edge[c].eq(dense_words[c])
-        m.d.sync += [self.edge.w_edge.eq(weight7), self.edge.tag.eq(token7.tag),
+        m.d.sync += [self.edge.w_edge.eq(weight_rom.data), self.edge.tag.eq(token7.tag),
                      self.edge.flags.valid.eq(token7.valid),
                      self.edge.flags.clear.eq(token7.clear),
                      self.edge.flags.capture.eq(token7.capture)]

@@ -27,6 +27,7 @@ from ..errors import HwlenetError
 from .arith import divmod_constant, scaled
 from .feeder import OperandFeeder
 from .postproc import PostProcessor
+from .rom import block_ram_piece_depth, piece_count
 from .streamer import ResultStreamer
 from .systolic import SystolicArray
 from .writer import BufferWriter
@@ -201,7 +202,9 @@ class RomImage:
     hold that layer's values in the order the artifact stores them (weights: row tile, then
     reduction index ``k``, lane ``i`` the output ``row_tile * rows + i``; biases,
     coefficients: per channel; tables: per index from ``pre_format.min_int``).
-    ``path`` is the memory's hierarchical name below the top-level Verilog module.
+    ``path`` is the memory's hierarchical name below the top-level Verilog module; with
+    ``piece_depth`` (a :class:`~hwlenet.rtl.rom.BankedRom`), the block's, whose memory
+    ``piece_{p}`` holds addresses ``p * piece_depth`` onwards (:meth:`locate`).
     """
 
     name: str
@@ -211,10 +214,26 @@ class RomImage:
     lanes: int
     words: list
     segments: list
+    piece_depth: int = 0
 
     @property
     def depth(self):
         return len(self.words)
+
+    @property
+    def memory_paths(self):
+        """The hierarchical name of each memory holding the words, in address order."""
+        if not self.piece_depth:
+            return [self.path]
+        return [f"{self.path}.piece_{p}" for p in range(piece_count(self.depth,
+                                                                     self.piece_depth))]
+
+    def locate(self, address):
+        """``(memory path, address in that memory)`` of word ``address``."""
+        if not self.piece_depth:
+            return self.path, address
+        piece, local = divmod(address, self.piece_depth)
+        return self.memory_paths[piece], local
 
     @property
     def width(self):
@@ -228,7 +247,8 @@ class RomImage:
         """JSON-ready description without the contents."""
         return {"name": self.name, "path": self.path, "role": self.role,
                 "lane_width": self.lane_width, "lanes": self.lanes, "depth": self.depth,
-                "width": self.width, "segments": self.segments}
+                "width": self.width, "segments": self.segments,
+                "piece_depth": self.piece_depth, "memory_paths": self.memory_paths}
 
 
 def _magnitude_width(values):
@@ -433,7 +453,8 @@ class HardwarePlan:
 
     def weight_rom(self):
         """:class:`RomImage` of the weights: one word of ``rows`` weights per (row tile, k);
-        lanes past a layer's last output hold zero."""
+        lanes past a layer's last output hold zero. It is a :class:`~hwlenet.rtl.rom.BankedRom`
+        in pieces of :func:`~hwlenet.rtl.rom.block_ram_piece_depth` words."""
         layers_and_words = []
         for job in self.jobs:
             matrix = job.layer.weight.reshape(job.layer.weight.shape[0], -1)
@@ -441,8 +462,10 @@ class HardwarePlan:
             padded[: matrix.shape[0]] = matrix
             tiles = padded.reshape(job.row_tiles, self.rows, job.depth).transpose(0, 2, 1)
             layers_and_words.append((job.layer.name, tiles.reshape(-1, self.rows).tolist()))
-        return _rom("weight_rom", "feeder.weight_rom", "weights", self.weight_width, self.rows,
-                    layers_and_words)
+        image = _rom("weight_rom", "feeder.weight_rom", "weights", self.weight_width, self.rows,
+                     layers_and_words)
+        image.piece_depth = block_ram_piece_depth(image.width, image.depth)
+        return image
 
     def bias_rom(self):
         """:class:`RomImage` of every computing layer's biases, aligned to its accumulator."""
