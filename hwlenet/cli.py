@@ -574,11 +574,15 @@ def faultcheck(directory, faults, register_faults, seed, jobs, simulator, json_p
 @click.option("--placer", type=click.Choice(["heap", "sa", "static"]), default=None,
               help="nextpnr's placer (default: heap; static spreads a large design over the "
                    "whole die)")
+@click.option("--router", type=click.Choice(["router1", "router2"]), default=None,
+              help="nextpnr's router (default: router2 on ECP5, which converges on the 8x8 "
+                   "array on a 45F; router1 routed 4x4 designs on a 25F that it did not)")
 @click.option("--dsp-registers/--no-dsp-registers", default=True, show_default=True,
               help="on ECP5, move the flip-flops around each multiplier into the DSP block's "
                    "own registers (the same behaviour, cycle for cycle)")
 @json_option
-def synth(directory, target, trace, seed, frequency_mhz, placer, dsp_registers, json_path):
+def synth(directory, target, trace, seed, frequency_mhz, placer, router, dsp_registers,
+          json_path):
     """Synthesize, place and route an exported DIRECTORY with Yosys and nextpnr from PyPI.
 
     Prints the resources used against the device's, Fmax, cycles and images per second and
@@ -592,8 +596,8 @@ def synth(directory, target, trace, seed, frequency_mhz, placer, dsp_registers, 
     progress = ProgressLine()
     try:
         report = synthesize(directory, target=target, trace=trace, seed=seed, placer=placer,
-                            frequency_mhz=frequency_mhz, dsp_registers=dsp_registers,
-                            progress=progress)
+                            router=router, frequency_mhz=frequency_mhz,
+                            dsp_registers=dsp_registers, progress=progress)
     finally:
         progress.close()
     write_json(json_path, report, "--json")

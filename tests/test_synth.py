@@ -456,11 +456,15 @@ def test_generic_removes_the_trace_logic_unless_asked(small_design):
     assert sorted(path.name for path in folder.iterdir()) == traced["files"]
 
 
-def test_placer_is_checked(small_design):
+def test_placer_and_router_are_checked(small_design):
     with pytest.raises(HwlenetError, match="placer must be one of heap, sa, static"):
         synthesize(small_design, target="ecp5-25f", placer="fast")
-    with pytest.raises(HwlenetError, match="generic target has no place and route"):
+    with pytest.raises(HwlenetError, match="generic target has no place and route, so no placer"):
         synthesize(small_design, target="generic", placer="static")
+    with pytest.raises(HwlenetError, match="router must be one of router1, router2, not 'r3'"):
+        synthesize(small_design, target="ecp5-25f", router="r3")
+    with pytest.raises(HwlenetError, match="generic target has no place and route, so no router"):
+        synthesize(small_design, target="generic", router="router1")
 
 
 @needs_ice40
@@ -473,9 +477,10 @@ def test_ice40(small_design, monkeypatch):
         return run_logged(command, *args, **kwargs)
 
     monkeypatch.setattr(synth_flow, "_run_logged", spy)
-    report = synthesize(small_design, target="ice40-up5k", placer="static")
+    report = synthesize(small_design, target="ice40-up5k", placer="static", router="router2")
     nextpnr = commands[-1]
     assert nextpnr[nextpnr.index("--placer") + 1] == "static" and report["placer"] == "static"
+    assert nextpnr[nextpnr.index("--router") + 1] == "router2" and report["router"] == "router2"
     resources = report["resources"]
     assert resources["dsps"]["used"] == 1 and resources["dsps"]["available"] == 8
     assert resources["spram"]["available"] == 4 and resources["luts"]["source"] == "nextpnr"
@@ -540,6 +545,8 @@ def run_process(*args, cwd):
     (["synth", "empty", "--target", "generic", "--seed", "-1"], "Invalid value for '--seed'"),
     (["synth", "empty", "--target", "generic", "--placer", "fast"],
      "Invalid value for '--placer'"),
+    (["synth", "empty", "--target", "generic", "--router", "fast"],
+     "Invalid value for '--router'"),
 ])
 def test_bad_input_gives_one_line_error(tmp_path, args, message):
     (tmp_path / "empty").mkdir()
@@ -585,6 +592,8 @@ def test_ecp5_through_the_cli(tmp_path, small_design):
     assert "DSP registers: operands of 0 and products of 1 of 1 multipliers" in result.stdout
     assert {entry["source"] for entry in resources.values()} == {"nextpnr"}
     assert report["fits"] is True and report["fmax_mhz"] > 50 and report["seed"] == 3
+    assert report["router"] == "router2"  # the ECP5 targets' own
+    assert "Running router2" in (small_design / "synth" / "ecp5-25f" / "nextpnr.log").read_text()
     assert report["images_per_second"] == pytest.approx(report["fmax_mhz"] * 1e6 / 250)
     assert report["meets_frequency"] == (report["fmax_mhz"] >= 125)
     assert not (small_design / "synth" / "ecp5-25f" / "netlist.json").exists()

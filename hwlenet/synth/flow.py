@@ -416,6 +416,9 @@ _NEXTPNR_PHASES = (nextpnr_phase, describe_nextpnr_phase)
 #: nextpnr placers ``synthesize`` can ask for (``None``: nextpnr's default, heap).
 PLACERS = ("heap", "sa", "static")
 
+#: nextpnr routers ``synthesize`` can ask for (``None``: the target's, see :class:`Target`).
+ROUTERS = ("router1", "router2")
+
 
 def _absorb_dsp_registers(netlist):
     try:
@@ -431,7 +434,7 @@ def _absorb_dsp_registers(netlist):
 
 
 def synthesize(directory, *, target, trace=False, seed=1, frequency_mhz=None, placer=None,
-               dsp_registers=True, progress=None):
+               router=None, dsp_registers=True, progress=None):
     """Synthesize, place and route an exported design and report its resources and speed.
 
     Parameters
@@ -457,6 +460,10 @@ def synthesize(directory, *, target, trace=False, seed=1, frequency_mhz=None, pl
     placer : {"heap", "sa", "static"}, optional
         nextpnr's placer (default: nextpnr's own, heap). On an ECP5-45F the heap placer packs
         the 8x8 array into two thirds of the die; ``static`` spreads it over the whole die.
+    router : {"router1", "router2"}, optional
+        nextpnr's router (default: the target's, ``router2`` on ECP5, which converges on the
+        8x8 array on a 45F where ``router1`` takes over half an hour; on a 25F, ``router1``
+        routed 4x4 designs that ``router2`` did not).
     dsp_registers : bool
         On ECP5, move the flip-flops around each multiplier into the DSP block's own input and
         output registers before placement (:func:`hwlenet.synth.dsp.absorb_dsp_registers`;
@@ -477,7 +484,7 @@ def synthesize(directory, *, target, trace=False, seed=1, frequency_mhz=None, pl
         by type), ``memories`` and ``memory_bits`` (cells Yosys left as memories),
         ``flip_flops``, ``fmax_mhz``, ``clocks``, ``frequency_mhz``, ``meets_frequency``,
         ``cycles_per_image``, ``cycles_source``, ``images_per_second`` (``fmax_mhz * 1e6 /
-        cycles_per_image``), ``seed``, ``dsp_registers`` (what
+        cycles_per_image``), ``seed``, ``placer``, ``router``, ``dsp_registers`` (what
         :func:`~hwlenet.synth.dsp.absorb_dsp_registers` did, or ``None``), ``tools`` (package
         versions), ``seconds`` per tool and ``files``. Fmax, images/s and fits are ``None`` for
         ``generic``.
@@ -496,6 +503,11 @@ def synthesize(directory, *, target, trace=False, seed=1, frequency_mhz=None, pl
         raise HwlenetError(f"placer must be one of {', '.join(PLACERS)}, not {placer!r}")
     if placer is not None and spec.nextpnr is None:
         raise HwlenetError(f"the {spec.name} target has no place and route, so no placer")
+    if router is not None and router not in ROUTERS:
+        raise HwlenetError(f"router must be one of {', '.join(ROUTERS)}, not {router!r}")
+    if router is not None and spec.nextpnr is None:
+        raise HwlenetError(f"the {spec.name} target has no place and route, so no router")
+    router = router or spec.router
     if frequency_mhz is None:
         frequency_mhz = spec.frequency_mhz
     elif not isinstance(frequency_mhz, (int, float)) or not frequency_mhz > 0:
@@ -555,7 +567,8 @@ def synthesize(directory, *, target, trace=False, seed=1, frequency_mhz=None, pl
             "critical_path": None,
             "frequency_mhz": frequency_mhz, "meets_frequency": None,
             "cycles_per_image": cycles, "cycles_source": cycles_source,
-            "images_per_second": None, "seed": seed, "placer": placer, "dsp_registers": None,
+            "images_per_second": None, "seed": seed, "placer": placer, "router": router,
+            "dsp_registers": None,
             "tools": {name: _package_version(name) for name in
                       (YOSYS, "wasmtime", spec.nextpnr) if name},
             "seconds": seconds,
@@ -569,7 +582,8 @@ def synthesize(directory, *, target, trace=False, seed=1, frequency_mhz=None, pl
             if dsp_registers and spec.family == "ecp5":
                 report["dsp_registers"] = _absorb_dsp_registers(netlist)
             log = workdir / "nextpnr.log"
-            placement = ("--placer", placer) if placer is not None else ()
+            placement = (("--placer", placer) if placer is not None else ()) + (
+                ("--router", router) if router is not None else ())
             command = [nextpnr, *spec.nextpnr_arguments, *placement, "--json", netlist.name,
                        "--freq", f"{frequency_mhz:g}", "--seed", str(seed),
                        "--timing-allow-fail", "--report", "nextpnr.json", "--log", log.name,

