@@ -1,4 +1,4 @@
-"""A large read-only memory in block-RAM-sized pieces, read through registered multiplexers."""
+"""A large read-only memory in block-RAM-sized pieces, read through registered OR levels."""
 
 from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import wiring
