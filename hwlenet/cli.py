@@ -580,9 +580,12 @@ def faultcheck(directory, faults, register_faults, seed, jobs, simulator, json_p
 @click.option("--dsp-registers/--no-dsp-registers", default=True, show_default=True,
               help="on ECP5, move the flip-flops around each multiplier into the DSP block's "
                    "own registers (the same behaviour, cycle for cycle)")
+@click.option("--bram-registers/--no-bram-registers", default=True, show_default=True,
+              help="on ECP5, move the flip-flops that take a block RAM's word into the block's "
+                   "own output registers (the same behaviour, cycle for cycle)")
 @json_option
 def synth(directory, target, trace, seed, frequency_mhz, placer, router, dsp_registers,
-          json_path):
+          bram_registers, json_path):
     """Synthesize, place and route an exported DIRECTORY with Yosys and nextpnr from PyPI.
 
     Prints the resources used against the device's, Fmax, cycles and images per second and
@@ -597,7 +600,8 @@ def synth(directory, target, trace, seed, frequency_mhz, placer, router, dsp_reg
     try:
         report = synthesize(directory, target=target, trace=trace, seed=seed, placer=placer,
                             router=router, frequency_mhz=frequency_mhz,
-                            dsp_registers=dsp_registers, progress=progress)
+                            dsp_registers=dsp_registers, bram_registers=bram_registers,
+                            progress=progress)
     finally:
         progress.close()
     write_json(json_path, report, "--json")

@@ -132,3 +132,16 @@ def as_model(layer):
                   weight_format=fmt, bias=np.zeros(10, np.int64),
                   bias_format=FixedFormat(2, out.frac), accumulator_width=2)
     return QuantizedModel("lenet5-relu", layer.input_format, [layer, tail])
+
+
+def netlist_flip_flop(d, q, *, clock, enable=None, reset="0", regset="RESET"):
+    """A ``TRELLIS_FF`` of Yosys's ECP5 JSON netlist from net ``d`` to net ``q``: on ``clock``'s
+    rising edge, with a clock enable and a reset net when given, initial value 0 unless
+    ``regset`` is ``"SET"``."""
+    connections = {"CLK": [clock], "DI": [d], "LSR": [reset], "Q": [q]}
+    directions = {"CLK": "input", "DI": "input", "LSR": "input", "Q": "output"}
+    if enable is not None:
+        connections["CE"], directions["CE"] = [enable], "input"
+    return {"type": "TRELLIS_FF", "port_directions": directions, "connections": connections,
+            "parameters": {"CEMUX": "CE" if enable is not None else "1 ", "CLKMUX": "CLK",
+                           "GSR": "DISABLED", "LSRMUX": "LSR", "REGSET": regset}}

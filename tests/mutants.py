@@ -1,8 +1,9 @@
 """Faulty variants of the accelerator, to show that the co-simulation benches catch them.
 
-Each mutant is a :class:`PostProcessor` subclass that overrides a few of its outputs under a
-condition (a later ``comb`` assignment in the same module wins); :func:`mutant_verilog`
-elaborates the whole accelerator with it.
+Each mutant is a subclass of one of the accelerator's blocks (:class:`PostProcessor`,
+:class:`OperandFeeder`) that overrides a few of its outputs under a condition (a later
+``comb`` assignment in the same module wins); :func:`mutant_verilog` elaborates the whole
+accelerator with it in place of the block.
 """
 
 import contextlib
@@ -12,6 +13,7 @@ from amaranth.back import verilog
 from amaranth.hdl import Signal
 
 from hwlenet.rtl import accelerator
+from hwlenet.rtl.feeder import OperandFeeder
 from hwlenet.rtl.postproc import PostProcessor
 
 
@@ -66,16 +68,28 @@ class LostDone(PostProcessor):
         return m
 
 
+class ReadAlways(OperandFeeder):
+    """The middle feature buffer's read ports are enabled on every cycle, so they read the
+    words the writer is writing while the first convolution's outputs arrive."""
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        m.d.comb += [port.en.eq(1) for port in self.mid_read]
+        return m
+
+
 @contextlib.contextmanager
-def mutated(post_class):
-    """Within the block, :class:`LeNetAccelerator` builds ``post_class`` as its
-    post-processor."""
-    with mock.patch.object(accelerator, "PostProcessor", post_class):
+def mutated(mutant):
+    """Within the block, :class:`LeNetAccelerator` builds ``mutant`` in place of the block it
+    derives from."""
+    block = next(base for base in mutant.__mro__[1:] if getattr(accelerator, base.__name__,
+                                                                None) is base)
+    with mock.patch.object(accelerator, block.__name__, mutant):
         yield
 
 
-def mutant_verilog(plan, post_class):
-    """Verilog of the accelerator for ``plan`` with ``post_class`` as its post-processor."""
-    with mutated(post_class):
+def mutant_verilog(plan, mutant):
+    """Verilog of the accelerator for ``plan`` with ``mutant`` in place of its block."""
+    with mutated(mutant):
         design = accelerator.LeNetAccelerator(plan=plan)
         return verilog.convert(design, name="hwlenet_top", emit_src=False)

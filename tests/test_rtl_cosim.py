@@ -10,7 +10,8 @@ import subprocess
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from mutants import DroppedWrite, DuplicateWrite, LostDone, mutant_verilog, mutated
+from mutants import (DroppedWrite, DuplicateWrite, LostDone, ReadAlways, mutant_verilog,
+                     mutated)
 
 from hwlenet import HwlenetError
 from hwlenet.cli import main
@@ -217,6 +218,23 @@ def test_amaranth_scoreboard_catches_write_faults(exports, qmodels, mutant, kind
     first = report["first_mismatch"]
     assert report["mismatches"] > 0
     assert (first["kind"], first["layer"], first["element"]) == (kind, "fc1", mutant.channel)
+
+
+def test_a_read_meeting_a_write_is_a_collision(tmp_path, exports, qmodels):
+    """The feature buffers' block RAMs leave such a read undefined (``no_rw_check``): both
+    benches report it, naming the buffer."""
+    folder = _copy(exports, "lenet5-relu", tmp_path)
+    plan = plan_hardware(qmodels["lenet5-relu"], 8, 8)
+    (folder / "hwlenet_top.v").write_text(mutant_verilog(plan, ReadAlways))
+    result, report = _cosim_cli(folder, tmp_path, images=1)
+    assert result.exit_code == 1
+    assert (report["first_mismatch"]["kind"], report["first_mismatch"]["layer"]) == (
+        "collision", "mid")
+    with mutated(ReadAlways):
+        report = run_amaranth_bench(folder, read_export(folder), 1, stop_at_first=True,
+                                    design=LeNetAccelerator(plan=plan), plan=plan)
+    assert (report["first_mismatch"]["kind"], report["first_mismatch"]["layer"]) == (
+        "collision", "mid")
 
 
 def test_hung_design_names_image_and_last_layer(tmp_path, exports, qmodels):

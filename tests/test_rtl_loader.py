@@ -64,7 +64,8 @@ def simulate(plan, images, last, holds, rng):
         cycles.append({"valid": False, "beat": None, "release": False,
                        "ready": ctx.get(dut.pixels.ready), "full": ctx.get(dut.images.full),
                        "last": ctx.get(dut.images.last),
-                       "writes": [(ctx.get(port.en), 0, 0) for port in dut.writes]})
+                       "writes": [(ctx.get(port.en), ctx.get(port.addr), ctx.get(port.data))
+                                  for port in dut.writes]})
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
@@ -78,12 +79,12 @@ def simulate(plan, images, last, holds, rng):
     ("lenet5-classic", 3, 5, 2), ("lenet5-relu", 4, 6, 2), ("lenet5-relu", 1, 1, 2),
 ])
 def test_pixels_land_in_alternating_copies(plans, name, rows, cols, count):
-    """Every accepted pixel is written once, in its cycle, to bank ``bank(y + pad, x + pad)``,
-    row ``address(c, y + pad, x + pad, copy)`` of copy ``image % 2``, and nothing else is
-    written; the banks modelled from the captured writes hold each image; ``full``/``last``
-    follow a queue of the two copies (a copy is full ``LATENCY`` cycles after its last pixel,
-    empty the cycle after its release, oldest first) and ``ready`` is low exactly while the
-    copy to fill is full."""
+    """Every accepted pixel is written once, the cycle after it is accepted, to bank
+    ``bank(y + pad, x + pad)``, row ``address(c, y + pad, x + pad, copy)`` of copy
+    ``image % 2``, and nothing else is written; the banks modelled from the captured writes
+    hold each image; ``full``/``last`` follow a queue of the two copies (a copy is full
+    ``LATENCY`` cycles after its last pixel, empty the cycle after its release, oldest first)
+    and ``ready`` is low exactly while the copy to fill is full."""
     plan = plans(name, rows, cols)
     rng = np.random.default_rng(rows * 100 + cols * 10 + count)
     images = rng.integers(0, 256, (count, *plan.image_shape))
@@ -109,8 +110,8 @@ def test_pixels_land_in_alternating_copies(plans, name, rows, cols, count):
                                      int(images[image, c, y, x])))
     banks = [{} for _ in range(plan.input_buffer.banks)]
     written, snapshots = [], []
-    for number, cycle in enumerate(cycles):
-        enabled = [(bank, addr, data) for bank, (en, addr, data) in enumerate(cycle["writes"])
+    for number, (cycle, after) in enumerate(zip(cycles, cycles[1:])):
+        enabled = [(bank, addr, data) for bank, (en, addr, data) in enumerate(after["writes"])
                    if en]
         if cycle["valid"] and cycle["ready"]:
             assert len(enabled) == 1, number
@@ -121,6 +122,7 @@ def test_pixels_land_in_alternating_copies(plans, name, rows, cols, count):
                 snapshots.append([dict(bank) for bank in banks])
         else:
             assert enabled == [], number
+    assert not any(en for en, _, _ in cycles[0]["writes"])
     assert written == expected
     # the banks modelled from the writes hold, after each image, that image at its place
     for image, held_banks in enumerate(snapshots):

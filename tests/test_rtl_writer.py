@@ -70,9 +70,10 @@ def random_outputs(plan, rng, cycles):
 
 
 def simulate(plan, outputs, whole=True):
-    """Drive ``outputs`` one per cycle and capture, ``LATENCY`` cycles later, every write port
-    (address and data where enabled) and, if ``whole``, the store interface and the trace
-    (else only the middle and flattened-feature buffers' ports)."""
+    """Drive ``outputs`` one per cycle and capture ``done`` ``LATENCY - 1`` cycles later and,
+    ``LATENCY`` cycles later, every write port (address and data where enabled) and, if
+    ``whole``, the store interface and the trace (else only the middle and flattened-feature
+    buffers' ports)."""
     dut = BufferWriter(plan=plan)
     cols = plan.cols
     groups = {"mid": dut.mid_writes, "fc": dut.fc_writes}
@@ -86,6 +87,8 @@ def simulate(plan, outputs, whole=True):
             for member in ("valid", "value", "channel", "tag", "done"):
                 ctx.set(getattr(dut.output, member), output[member])
             captured.append({})
+            if len(captured) >= BufferWriter.LATENCY:
+                captured[-BufferWriter.LATENCY]["done"] = ctx.get(dut.done)
             if whole and len(captured) > BufferWriter.LATENCY:
                 store, trace = dut.store, ctx.get(dut.trace)
                 valid, value = ctx.get(store.valid), ctx.get(store.value)
@@ -157,7 +160,7 @@ def test_writes_follow_the_documented_formulas(plans, name, rows, cols, lanes):
     rng = np.random.default_rng(rows * 100 + cols * 10 + lanes)
     outputs = random_outputs(plan, rng, 400)
     captured = simulate(plan, outputs)
-    assert BufferWriter.LATENCY == 2
+    assert BufferWriter.LATENCY == 4
     layers = plan.qmodel.layers
     for cycle, (output, got) in enumerate(zip(outputs, captured)):
         writes, (store_valid, finish), trace = expected_writes(plan, output)
@@ -166,6 +169,7 @@ def test_writes_follow_the_documented_formulas(plans, name, rows, cols, lanes):
             assert enabled == writes[group], (cycle, group, output)
         assert got["store"]["valid"] == store_valid, cycle
         assert got["store"]["finish"] == finish, cycle
+        assert got["done"] == output["done"], cycle  # LATENCY - 1 cycles later
         if any(store_valid) or finish:
             assert got["store"]["index"] == output["channel"], cycle
             assert got["store"]["count"] == output["tag"]["count"], cycle

@@ -19,6 +19,7 @@ import pytest
 from amaranth import Module, Signal
 from amaranth.back import verilog
 from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from click.testing import CliRunner
 
@@ -53,11 +54,14 @@ class MultiplyAccumulate(wiring.Component):
     """The exported top's interface around ``multipliers`` registered 8x8 multiplies summed into
     a 20-bit result; ``trace`` shows a 16-bit pixel sum that nothing else uses. The operands'
     registers have a reset; the products' have one unless ``product_reset`` is false (then an
-    ECP5 DSP block can hold them)."""
+    ECP5 DSP block can hold them). With ``rom_depth`` words of 16-bit ROM (a block RAM), the
+    word at the running total is registered with no reset (the block can hold it) and added
+    too."""
 
-    def __init__(self, *, multipliers=1, product_reset=True):
+    def __init__(self, *, multipliers=1, product_reset=True, rom_depth=0):
         self.multipliers = multipliers
         self.product_reset = product_reset
+        self.rom_depth = rom_depth
         super().__init__({"pixels": In(stream.Signature(9)),
                           "results": Out(stream.Signature(20)), "trace": Out(16)})
 
@@ -68,6 +72,14 @@ class MultiplyAccumulate(wiring.Component):
         taps = [Signal(8, name=f"tap{index}") for index in range(self.multipliers)]
         products = [Signal(16, name=f"product{index}", reset_less=not self.product_reset)
                     for index in range(self.multipliers)]
+        if self.rom_depth:
+            m.submodules.rom = rom = Memory(shape=16, depth=self.rom_depth, init=[
+                (word * 40503) % 65536 for word in range(self.rom_depth)])
+            port = rom.read_port()
+            word = Signal(16, reset_less=True)
+            m.d.comb += port.addr.eq(total)
+            m.d.sync += word.eq(port.data)
+            products.append(word)
         accepted = self.pixels.valid & self.pixels.ready
         m.d.comb += self.pixels.ready.eq(~self.results.valid | self.results.ready)
         with m.If(accepted):
@@ -84,11 +96,13 @@ class MultiplyAccumulate(wiring.Component):
         return m
 
 
-def small_export(folder, multipliers=1, batch_cycles=1000, cols=4, product_reset=True):
+def small_export(folder, multipliers=1, batch_cycles=1000, cols=4, product_reset=True,
+                 rom_depth=0):
     """An export folder in emit-verilog's form (Amaranth Verilog of ``hwlenet_top`` and a
     manifest) holding :class:`MultiplyAccumulate`."""
     folder.mkdir(parents=True, exist_ok=True)
-    design = MultiplyAccumulate(multipliers=multipliers, product_reset=product_reset)
+    design = MultiplyAccumulate(multipliers=multipliers, product_reset=product_reset,
+                                rom_depth=rom_depth)
     (folder / "hwlenet_top.v").write_text(
         verilog.convert(design, name="hwlenet_top", emit_src=False))
     (folder / "manifest.json").write_text(json.dumps(
@@ -598,11 +612,29 @@ def test_ecp5_through_the_cli(tmp_path, small_design):
     assert report["images_per_second"] == pytest.approx(report["fmax_mhz"] * 1e6 / 250)
     assert report["meets_frequency"] == (report["fmax_mhz"] >= 125)
     assert not (small_design / "synth" / "ecp5-25f" / "netlist.json").exists()
+    assert report["bram_registers"] == {"block_rams": 0, "registered_outputs": 0,
+                                        "removed_flip_flops": 0}
     for text in ("DSPs (MULT18X18D)", f"Fmax {report['fmax_mhz']:.2f} MHz",
                  "cycles/image 250.0", f"images/s {report['images_per_second']:,.0f}",
                  "fits ecp5-25f: yes"):
         assert text in result.stdout
     assert "nextpnr: " in result.stderr  # the progress lines
+
+
+@needs_ecp5
+@pytest.mark.parametrize("bram_registers", [True, False])
+def test_ecp5_block_ram_output_register(tmp_path, bram_registers):
+    design = small_export(tmp_path / "rom", product_reset=False, rom_depth=1024)
+    report = synthesize(design, target="ecp5-25f", bram_registers=bram_registers)
+    assert report["resources"]["block_ram"]["used"] == 1
+    if bram_registers:
+        assert report["bram_registers"] == {"block_rams": 1, "registered_outputs": 1,
+                                            "removed_flip_flops": 16}
+        assert "block RAM registers: the words of 1 of 1 block RAMs" in "\n".join(
+            format_report(report))
+    else:
+        assert report["bram_registers"] is None
+    assert report["fmax_mhz"] > 50
 
 
 @needs_ice40

@@ -3,20 +3,15 @@
 import copy
 
 import pytest
+from helpers import netlist_flip_flop
 
 from hwlenet.synth.dsp import absorb_dsp_registers
 
 CLOCK = 2
 
 
-def flip_flop(d, q, *, clock=CLOCK, enable=None, reset="0", regset="RESET"):
-    connections = {"CLK": [clock], "DI": [d], "LSR": [reset], "Q": [q]}
-    directions = {"CLK": "input", "DI": "input", "LSR": "input", "Q": "output"}
-    if enable is not None:
-        connections["CE"], directions["CE"] = [enable], "input"
-    return {"type": "TRELLIS_FF", "port_directions": directions, "connections": connections,
-            "parameters": {"CEMUX": "CE" if enable is not None else "1 ", "CLKMUX": "CLK",
-                           "GSR": "DISABLED", "LSRMUX": "LSR", "REGSET": regset}}
+def flip_flop(d, q, *, clock=CLOCK, **options):
+    return netlist_flip_flop(d, q, clock=clock, **options)
 
 
 def module(width=3, **options):

@@ -18,7 +18,7 @@ __all__ = ["OperandFeeder"]
 
 class OperandFeeder(wiring.Component):
     """Reads, for each token, the weight word and every column's operand, and presents them
-    with the token's flags and tag at the array's edge ``LATENCY = 8`` cycles later.
+    with the token's flags and tag at the array's edge ``LATENCY = 9`` cycles later.
 
     A token of job ``j``, row tile ``t`` and reduction step ``k`` reads weight word
     ``base(j) + t * depth(j) + k``. Conv jobs read, for column ``c`` in phase ``p``, with
@@ -36,7 +36,11 @@ class OperandFeeder(wiring.Component):
     ``k`` of its k-table; later dense jobs read word ``k`` of the previous dense job's bank of
     each slot.
 
-    Every step is registered (for timing):
+    Every step is registered (for timing), and every block RAM's word goes into a register
+    of its own with no reset and no enable, which synthesis can move into the block RAM's
+    output register (:mod:`hwlenet.synth.bram`). A buffer's read ports are enabled only for
+    the valid tokens of the job that reads it (the testbench's collision check relies on
+    that):
 
     =====  ================================================================================
     cycle  what is registered at its start (the token arrives at cycle 0)
@@ -44,15 +48,18 @@ class OperandFeeder(wiring.Component):
     1      the token
     2      the k-tables' addresses, which address the k-table ROMs, and the weight tile's
            first word
-    3      the weight ROM's address (the first word plus ``k``), which addresses the
-           :class:`~hwlenet.rtl.rom.BankedRom`
-    4      the k-table words (out at cycle 3; a block RAM's output is slow)
-    5      every bank's read address and every column's bank, which address the banks (the
-           flattened-feature banks are addressed by the k-table word at cycle 4)
+    3      the weight ROM's address (the first word plus ``k``)
+    4      the same address again, which addresses the :class:`~hwlenet.rtl.rom.BankedRom`
+           (it reaches every block RAM of the ROM); the k-table words (out at cycle 3);
+           each window's origin ``base + copy * copy_words + wraps * wrap_rows``
+    5      every bank's read address (the k-table row plus the origin plus a constant) and
+           enable and every column's bank, which address the banks (the flattened-feature
+           banks are addressed by the k-table word at cycle 4)
     6      the flattened-feature banks' words (out at cycle 5)
-    7      every other bank's word (out at cycle 6); the weight word (the ROM's
-           ``LATENCY`` after cycle 3)
-    8      every column's operand after the crossbar; the weights, flags and tag
+    7      every bank's word (out at cycle 6); each column's flattened feature
+    8      each word of the token's buffer; the weight word (the ROM's ``LATENCY`` after
+           cycle 4)
+    9      every column's operand after the crossbar; the weights, flags and tag
     =====  ================================================================================
 
     Parameters
@@ -70,7 +77,7 @@ class OperandFeeder(wiring.Component):
         For each dense job but the last, one bank per image slot holding its outputs.
     """
 
-    LATENCY = 8
+    LATENCY = 9
 
     def __init__(self, *, plan):
         self.plan = plan
@@ -106,8 +113,8 @@ class OperandFeeder(wiring.Component):
         conv_reads = {conv[0].index: (plan.input_buffer, self.input_read),
                       conv[1].index: (plan.mid_buffer, self.mid_read)}
 
-        def register(value, name):
-            registered = Signal(value.shape(), name=name)
+        def register(value, name, *, reset_less=False):
+            registered = Signal(value.shape(), name=name, reset_less=reset_less)
             m.d.sync += registered.eq(value)
             return registered
 
@@ -159,21 +166,22 @@ class OperandFeeder(wiring.Component):
                         else:
                             m.d.sync += dense_addr.eq(dense_bases[job.index] + token1.k)
         # cycle 2: the weight word's address (a second cycle: the tile's first word is a sum of
-        # shifted row tiles, and the weight ROM's address fans out to every block RAM)
+        # shifted row tiles); cycle 3: registered again, as it fans out to every block RAM
         m.d.sync += weight_addr.eq(weight_tile + weight_k)
-        m.d.comb += [weight_rom.addr.eq(weight_addr), conv_port.addr.eq(conv_addr),
+        rom_addr = register(weight_addr, "weight_addr4")
+        m.d.comb += [weight_rom.addr.eq(rom_addr), conv_port.addr.eq(conv_addr),
                      dense_port.addr.eq(dense_addr)]
 
         # cycle 3: the k-table words come out and are registered; the weight word is the
-        # banked ROM's output at cycle 7
-        if 3 + BankedRom.LATENCY != self.LATENCY - 1:
+        # banked ROM's output at cycle 8
+        if 4 + BankedRom.LATENCY != self.LATENCY - 1:
             raise ValueError(f"a weight ROM read in {BankedRom.LATENCY} cycles does not meet "
                              f"the operands at cycle {self.LATENCY - 1}")
         token2 = register(token1, "token2")
         token3 = register(token2, "token3")
         token4 = register(token3, "token4")
-        entry = register(conv_port.data, "conv_entry4")
-        dense_entry = register(dense_port.data, "dense_entry4")
+        entry = register(conv_port.data, "conv_entry4", reset_less=True)
+        dense_entry = register(dense_port.data, "dense_entry4", reset_less=True)
 
         # cycle 4: every bank's read address and every column's bank, registered
         addresses = {}
@@ -194,14 +202,14 @@ class OperandFeeder(wiring.Component):
         lane_bits = len(entry.lane)
         for job in conv:
             buffer, _ = conv_reads[job.index]
-            base = Signal(range(buffer.depth + 1), name=f"base_{job.layer.name}")
-            m.d.comb += base.eq(entry.row + token4.base + (
-                scaled(token4.copy, buffer.copy_words) if buffer.copies > 1 else 0))
-            wrap_offset = []
+            # cycle 3: each window's origin, which depends on the token alone
+            copy = scaled(token3.copy, buffer.copy_words) if buffer.copies > 1 else 0
+            origins = []
             for g in range(plan.windows):
-                wraps, _ = divmod_constant(token4.window_col + g, job.pooled_width,
+                wraps, _ = divmod_constant(token3.window_col + g, job.pooled_width,
                                            job.pooled_width + plan.windows)
-                wrap_offset.append(scaled(wraps, job.wrap_rows))
+                origins.append(register(token3.base + copy + scaled(wraps, job.wrap_rows),
+                                        f"origin4_{job.layer.name}_{g}"))
             with m.If(token4.job == job.index), m.Switch(Cat(entry.lane, entry.ky_parity,
                                                              token4.phase)):
                 for phase in range(plan.phases):
@@ -220,65 +228,85 @@ class OperandFeeder(wiring.Component):
                                     m.d.sync += [
                                         bank5[c].eq(bank),
                                         conv_rows[job.index][bank].eq(
-                                            base + word + wrap_offset[g])]
+                                            entry.row + origins[g] + word)]
         for job in dense:
             with m.If(token4.job == job.index):
                 if job is not dense[0]:
                     m.d.sync += [row.eq(token4.k) for row in dense_rows[dense.index(job) - 1]]
         for port, address in addresses.values():
             m.d.comb += port.addr.eq(address)
+        # a buffer's read ports are enabled only for the valid tokens of the job reading it:
+        # a write that meets a read of its address is then a real collision (the testbench
+        # reports one; synthesis leaves the word read undefined)
+        readers = {job.index: ports for job, ports in zip(
+            [*conv, *dense[1:]], [self.input_read, self.mid_read, *self.dense_read])}
+        for index, ports in readers.items():
+            reading = register(token4.valid & (token4.job == index), f"reading5_{index}")
+            m.d.comb += [port.en.eq(reading) for port in ports]
         # the flattened-feature banks (block RAMs) are addressed by the k-table word itself, a
         # cycle early, so that each bank's word is registered beside it (cycle 6) before the
         # sub-bank multiplexer (cycle 7), as the weight ROM's pieces are
         m.d.comb += [port.addr.eq(dense_entry.row) for port in self.fc_read]
-        fc_words = [register(port.data, f"fc_word6_{b}") for b, port in enumerate(self.fc_read)]
+        m.d.comb += [port.en.eq(token4.valid & (token4.job == dense[0].index))
+                     for port in self.fc_read]
+        fc_words = [register(port.data, f"fc_word6_{b}", reset_less=True)
+                    for b, port in enumerate(self.fc_read)]
 
-        # cycle 5: the banks are read; cycle 6: the words of the job's buffer (each bank's
-        # word for a convolution, each column's word for a dense layer), registered; cycle 7:
-        # the crossbar from the banks to the columns, registered. Choosing the buffer a cycle
-        # early leaves cycle 7 a bank multiplexer per column, which is what lets the 8x8 array
-        # route on an ECP5.
+        # cycle 5: the banks are read; cycle 6: every bank's word is registered alone (in the
+        # block RAM's output register) and each column's flattened feature is chosen among its
+        # sub-banks; cycle 7: the words of the token's buffer are chosen; cycle 8: the crossbar
+        # from the banks to the columns. Choosing the buffer a cycle early leaves cycle 8 a
+        # bank multiplexer per column, which is what lets the 8x8 array route on an ECP5.
         token5 = register(token4, "token5")
         subbank5 = register(dense_entry.subbank, "subbank5")
         token6 = register(token5, "token6")
         bank6 = [register(bank5[c], f"column_bank6_{c}") for c in range(cols)]
         subbank6 = register(subbank5, "subbank6")
         operand = self.edge.x_edge[0].shape()
-        conv_words = [Signal(operand, name=f"conv_word7_{b}", reset_less=True)
+        bank_words = {job.index: [register(port.data, f"{job.layer.name}_word7_{b}",
+                                           reset_less=True)
+                                  for b, port in enumerate(conv_reads[job.index][1])]
+                      for job in conv}
+        conv_words = [Signal(operand, name=f"conv_word8_{b}", reset_less=True)
                       for b in range(banks)]
-        dense_words = [Signal(operand, name=f"dense_word7_{c}", reset_less=True)
-                       for c in range(cols)]
-        with m.Switch(token6.job):
+        token7 = register(token6, "token7")
+        with m.Switch(token7.job):
             for job in conv:
                 with m.Case(job.index):
-                    ports = conv_reads[job.index][1]
-                    m.d.sync += [word.eq(port.data) for word, port in zip(conv_words, ports)]
-            for job in dense:
+                    m.d.sync += [word.eq(bank_word) for word, bank_word
+                                 in zip(conv_words, bank_words[job.index])]
+        fc_columns = [Signal(operand, name=f"fc_column7_{c}", reset_less=True)
+                      for c in range(cols)]
+        with m.Switch(subbank6):
+            for s in range(subbanks):
+                with m.Case(s):
+                    m.d.sync += [fc_columns[c].eq(fc_words[c * subbanks + s])
+                                 for c in range(cols)]
+        dense_bank_words = [[register(port.data, f"dense{d}_word7_{c}", reset_less=True)
+                             for c, port in enumerate(ports)]
+                            for d, ports in enumerate(self.dense_read)]
+        token8 = register(token7, "token8")
+        bank8 = [register(register(bank6[c], f"column_bank7_{c}"), f"column_bank8_{c}")
+                 for c in range(cols)]
+        dense_words = [Signal(operand, name=f"dense_word8_{c}", reset_less=True)
+                       for c in range(cols)]
+        with m.Switch(token7.job):
+            for position, job in enumerate(dense):
                 with m.Case(job.index):
-                    if job is dense[0]:
-                        with m.Switch(subbank6):
-                            for s in range(subbanks):
-                                with m.Case(s):
-                                    m.d.sync += [dense_words[c].eq(
-                                        fc_words[c * subbanks + s]) for c in range(cols)]
-                    else:
-                        ports = self.dense_read[dense.index(job) - 1]
-                        m.d.sync += [word.eq(port.data) for word, port in zip(dense_words,
-                                                                               ports)]
-        token7 = register(token6, "token7")
-        bank7 = [register(bank6[c], f"column_bank7_{c}") for c in range(cols)]
+                    words = fc_columns if position == 0 else dense_bank_words[position - 1]
+                    m.d.sync += [word.eq(source) for word, source in zip(dense_words, words)]
         convolving = Signal()
-        m.d.comb += convolving.eq(Cat(token7.job == job.index for job in conv).any())
+        m.d.comb += convolving.eq(Cat(token8.job == job.index for job in conv).any())
         for c in range(cols):
             with m.If(convolving):
-                with m.Switch(bank7[c]):
+                with m.Switch(bank8[c]):
                     for bank in range(banks):
                         with m.Case(bank):
                             m.d.sync += self.edge.x_edge[c].eq(conv_words[bank])
             with m.Else():
                 m.d.sync += self.edge.x_edge[c].eq(dense_words[c])
-        m.d.sync += [self.edge.w_edge.eq(weight_rom.data), self.edge.tag.eq(token7.tag),
-                     self.edge.flags.valid.eq(token7.valid),
-                     self.edge.flags.clear.eq(token7.clear),
-                     self.edge.flags.capture.eq(token7.capture)]
+        m.d.sync += [self.edge.w_edge.eq(weight_rom.data), self.edge.tag.eq(token8.tag),
+                     self.edge.flags.valid.eq(token8.valid),
+                     self.edge.flags.clear.eq(token8.clear),
+                     self.edge.flags.capture.eq(token8.capture)]
         return m

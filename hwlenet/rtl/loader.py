@@ -29,11 +29,14 @@ class InputLoader(wiring.Component):
     """Writes pixel ``(c, y, x)`` of each image (beats in ``(c, y, x)`` order) into the bank and
     row ``locate(c, y + pad, x + pad, copy)`` of the input buffer
     (:attr:`HardwarePlan.input_buffer`, ``pad`` the first convolution's padding), alternating
-    between its two copies.
+    between its two copies. The write port's signals are registered: a pixel accepted in cycle
+    ``t`` is on its bank's port in cycle ``t + 1``.
 
     A pixel is accepted (``ready``) while the copy being filled is not full; the image's last
     pixel marks the copy full, so its image is visible on ``images`` the next cycle
-    (``LATENCY = 1``). Each ``release`` empties the oldest full copy the next cycle.
+    (``LATENCY = 1``), as its last pixel is written; no job reads it sooner than the
+    :class:`OperandFeeder`'s address stages later. Each ``release`` empties the oldest full
+    copy the next cycle.
 
     Parameters
     ----------
@@ -68,11 +71,11 @@ class InputLoader(wiring.Component):
         accept = self.pixels.valid & self.pixels.ready
         m.d.comb += self.pixels.ready.eq(~self.images.full.bit_select(filling, 1))
 
+        # registered, so that the address arithmetic and the banks' block RAMs, spread over
+        # the device, are a cycle apart
         pixel_bank, pixel_row = buffer.locate(pixel_c, pixel_y + pad, pixel_x + pad, filling)
-        row = Signal.like(self.writes[0].addr)
-        m.d.comb += row.eq(pixel_row)
         for bank, port in enumerate(self.writes):
-            m.d.comb += [port.addr.eq(row), port.data.eq(self.pixels.payload.pixel),
+            m.d.sync += [port.addr.eq(pixel_row), port.data.eq(self.pixels.payload.pixel),
                          port.en.eq(accept & (pixel_bank == bank))]
 
         image_done = (accept & (pixel_x == width - 1) & (pixel_y == height - 1)

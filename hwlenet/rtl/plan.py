@@ -159,11 +159,19 @@ class FeatureBuffer:
 
     def locate(self, channel, y, x, copy=0):
         """``(bank, row)`` of ``(channel, y, x)`` of copy ``copy``: integers or Amaranth values
-        alike (the loader and the writer address through it). For values, ``v // lanes`` is a
-        slice when ``lanes`` is a power of two; else the row and remainder of the row pair's
-        start come from constant tables and only ``remainder + x`` is divided, by
-        comparisons."""
-        pair = scaled(channel, self.pairs) + (y >> 1)
+        alike (the loader and the writer address through it), ``place(pair(channel, y), y & 1,
+        x, copy)``; a pipeline can register the row pair between the two."""
+        return self.place(self.pair(channel, y), y & 1, x, copy)
+
+    def pair(self, channel, y):
+        """The row pair ``channel * height / 2 + y // 2`` of row ``y`` of ``channel``."""
+        return scaled(channel, self.pairs) + (y >> 1)
+
+    def place(self, pair, parity, x, copy=0):
+        """``(bank, row)`` of column ``x`` of row pair ``pair``'s row ``parity`` (0 or 1) of
+        copy ``copy``. For values, ``v // lanes`` is a slice when ``lanes`` is a power of two;
+        else the row and remainder of the row pair's start come from constant tables and only
+        ``remainder + x`` is divided, by comparisons."""
         if isinstance(pair, int) and isinstance(x, int):
             row, lane = divmod(pair * self.stride + x, self.lanes)
         elif self.lanes & (self.lanes - 1) == 0:
@@ -181,7 +189,7 @@ class FeatureBuffer:
             row = start_row + carry
         if self.copies > 1:
             row = row + scaled(copy, self.copy_words)
-        return scaled(y & 1, self.lanes) + lane, row
+        return scaled(parity, self.lanes) + lane, row
 
     @property
     def copy_words(self):

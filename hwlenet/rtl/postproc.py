@@ -116,8 +116,8 @@ class PostProcessor(wiring.Component):
             m.submodules[image.name] = memory
             return memory
 
-        def register(value, name):
-            registered = Signal(value.shape(), name=name)
+        def register(value, name, *, reset_less=False):
+            registered = Signal(value.shape(), name=name, reset_less=reset_less)
             m.d.sync += registered.eq(value)
             return registered
 
@@ -196,14 +196,15 @@ class PostProcessor(wiring.Component):
         control = Control(self.drain.valid, channel, tag, done, lane_valid).next(1)
         acc = [register(self.drain.acc[c], f"acc1_{c}") for c in range(cols)]
 
-        # cycle 1: the ROM words come out and are registered
+        # cycle 1: the ROM words come out and are registered alone (synthesis can move such a
+        # register into a block RAM's output register)
         control = control.next(2)
         acc = [register(value, f"acc2_{c}") for c, value in enumerate(acc)]
-        bias = register(bias_port.data, "bias2")
+        bias = register(bias_port.data, "bias2", reset_less=True)
         pool_constants = []
         if coef_port is not None:
-            pool_constants = [register(coef_port.data, "coef2"),
-                              register(bias2_port.data, "pool_bias2")]
+            pool_constants = [register(coef_port.data, "coef2", reset_less=True),
+                              register(bias2_port.data, "pool_bias2", reset_less=True)]
 
         def carried(values, cycle):
             return [register(value, f"{name}{cycle}") for name, value in values]

@@ -32,10 +32,12 @@ def trace_layout(plan):
 
 
 class BufferWriter(wiring.Component):
-    """Writes the post-processor's outputs in two registered stages (``LATENCY = 2``: the
-    writes, ``store`` and ``trace`` follow two cycles after the outputs appear). The first
-    registers the outputs with every lane's buffer position (the address arithmetic); the
-    second steers each value to its bank's port (for timing: one stage each):
+    """Writes the post-processor's outputs in four registered stages (``LATENCY = 4``: the
+    writes, ``store`` and ``trace`` follow four cycles after the outputs appear). The first
+    three register the outputs with every lane's buffer position (the address arithmetic: the
+    window's place in the pooled row, its row pair in the buffer, then the buffer's bank and
+    row, :meth:`FeatureBuffer.pair` and :meth:`FeatureBuffer.place`); the fourth steers each
+    value to its bank's port (for timing: one step each):
 
     * the first conv job's pooled outputs into the middle feature buffer, at
       ``(channel, py + pad, px + pad)`` for lane ``g``, ``(py, px)`` being window
@@ -48,16 +50,16 @@ class BufferWriter(wiring.Component):
     * the last dense job's to the result streamer (``store``), with ``finish`` on its ``done``.
 
     ``trace`` shows every value written, with its layer, image and element index. ``done``
-    repeats the outputs' ``done`` one cycle later, from the first stage: a job's last writes
-    land before a job that waits for it can read them, as they did when the post-processor's
-    ``done`` was waited for and the writer had one stage.
+    repeats the outputs' ``done`` ``LATENCY - 1`` cycles later, from the second stage: a job's
+    last writes land before a job that waits for it can read them, as they did when the
+    post-processor's ``done`` was waited for and the writer had one stage.
 
     Parameters
     ----------
     plan : HardwarePlan
     """
 
-    LATENCY = 2
+    LATENCY = 4
 
     def __init__(self, *, plan):
         self.plan = plan
@@ -90,9 +92,12 @@ class BufferWriter(wiring.Component):
         cols, groups = plan.cols, plan.windows
         conv, dense = plan.conv_jobs, plan.dense_jobs
         signature = output_signature(plan)
-        source = signature.create(path=("output_registered",))
-        m.d.sync += [getattr(source, name).eq(getattr(self.output, name))
-                     for name in signature.members]
+        stages = [self.output] + [signature.create(path=(f"output{stage}",))
+                                  for stage in range(1, self.LATENCY)]
+        for previous, stage in zip(stages, stages[1:]):
+            m.d.sync += [getattr(stage, name).eq(getattr(previous, name))
+                         for name in signature.members]
+        arriving, early, middle, source = stages
         trace = Signal(trace_layout(plan))
         store = store_signature(plan).create(path=("store_next",))
         m.d.sync += self.trace.eq(trace)
@@ -113,21 +118,31 @@ class BufferWriter(wiring.Component):
                 stand_ins.append(stand_in)
             return stand_ins
 
-        # the first stage's address arithmetic, from the outputs as they arrive
-        arriving = self.output
+        # the address arithmetic, a step per stage: each window's place in the pooled row
+        # from the outputs as they arrive; its row pair in the middle buffer; its bank and row
         width = conv[0].pooled_width
         places = []
+
+        def register(value, name):
+            registered = Signal.like(value, name=name)
+            m.d.sync += registered.eq(value)
+            return registered
+
         for g in range(groups):
-            wraps, px = divmod_constant(arriving.tag.window_col + g, width, width + groups)
-            bank_now, row_now = mid.locate(arriving.channel,
-                                           arriving.tag.window_row + wraps + next_pad,
-                                           px + next_pad)
+            wraps, px = (register(value, f"mid_{name}_{g}") for name, value in zip(
+                ("wraps", "px"), divmod_constant(arriving.tag.window_col + g, width,
+                                                 width + groups)))
+            y = early.tag.window_row + wraps + next_pad
+            pair = register(mid.pair(early.channel, y), f"mid_pair_{g}")
+            parity = register(y & 1, f"mid_parity_{g}")
+            x = register(px + next_pad, f"mid_x_{g}")
+            bank_now, row_now = mid.place(pair, parity, x)
             bank = Signal(range(mid.banks), name=f"mid_bank_{g}")
             row = Signal(range(mid.depth), name=f"mid_row_{g}")
             m.d.sync += [bank.eq(bank_now), row.eq(row_now)]
             places.append((bank, row))
         fc_address = Signal(range(plan.fc_input_depth))
-        m.d.sync += fc_address.eq(plan.fc_address(arriving.channel, arriving.tag.block))
+        m.d.sync += fc_address.eq(plan.fc_address(middle.channel, middle.tag.block))
         mid_writes = staged(self.mid_writes, "mid")
         fc_writes = staged(self.fc_writes, "fc")
         dense_writes = [staged(ports, f"dense{position}")

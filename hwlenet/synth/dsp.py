@@ -23,52 +23,18 @@ rewritten netlist computes what the exported design computes, cycle for cycle: n
 moves across logic, nothing is retimed. The exported ``hwlenet_top.v`` is not changed.
 """
 
-from collections import defaultdict
+from .netlist import FLIP_FLOP_CELL, index_nets, plain_flip_flop
 
 __all__ = ["DSP_CELL", "FLIP_FLOP_CELL", "absorb_dsp_registers"]
 
-#: The multiplier primitive and the flip-flop cell of Yosys's ECP5 netlist.
+#: The multiplier primitive of Yosys's ECP5 netlist.
 DSP_CELL = "MULT18X18D"
-FLIP_FLOP_CELL = "TRELLIS_FF"
 #: Operand width of a MULT18X18D port, and its product width.
 OPERAND_BITS = 18
 PRODUCT_BITS = 36
 _INPUTS = [f"{operand}{bit}" for operand in "AB" for bit in range(OPERAND_BITS)]
 _OUTPUTS = [f"P{bit}" for bit in range(PRODUCT_BITS)]
 _CONTROL = {"CLK0": None, "CE0": "1", "RST0": "0"}
-
-
-def _plain_flip_flop(cell):
-    """The clock bit of a flip-flop that loads its input on every rising edge and starts at 0,
-    or ``None``."""
-    if cell is None or cell["type"] != FLIP_FLOP_CELL:
-        return None
-    parameters, connections = cell["parameters"], cell["connections"]
-    if str(parameters.get("CLKMUX", "CLK")).strip() != "CLK":
-        return None
-    if str(parameters.get("REGSET", "RESET")).strip() != "RESET":
-        return None
-    enable = str(parameters.get("CEMUX", "1")).strip()
-    if enable != "1" and connections.get("CE", ["1"]) != ["1"]:
-        return None
-    if connections.get("LSR", ["0"]) != ["0"]:
-        return None
-    clock = connections.get("CLK", [None])[0]
-    return clock if isinstance(clock, int) else None
-
-
-def _index(cells):
-    drivers, loads = {}, defaultdict(list)
-    for name, cell in cells.items():
-        for port, bits in cell["connections"].items():
-            output = cell["port_directions"].get(port) == "output"
-            for bit in bits:
-                if isinstance(bit, int):
-                    if output:
-                        drivers[bit] = name
-                    else:
-                        loads[bit].append((name, port))
-    return drivers, loads
 
 
 def _connect_clock(dsp, clock):
@@ -83,8 +49,8 @@ def absorb_dsp_registers(module, *, ports=()):
     Parameters
     ----------
     module : dict
-        One entry of the netlist's ``modules`` (``cells`` with ``type``, ``parameters``,
-        ``port_directions`` and ``connections``), changed in place.
+        One entry of the netlist's ``modules`` (:mod:`hwlenet.synth.netlist`), changed in
+        place.
     ports : iterable of int
         Bits that are module ports: a product bit that drives one is not registered.
 
@@ -101,7 +67,7 @@ def absorb_dsp_registers(module, *, ports=()):
     summary = {"multipliers": len(dsps), "registered_inputs": 0, "registered_outputs": 0,
                "removed_flip_flops": 0}
 
-    drivers, _ = _index(cells)
+    drivers, _ = index_nets(cells)
     for name in dsps:
         dsp = cells[name]
         if dsp["parameters"].get("REG_INPUTA_CLK", "NONE") != "NONE":
@@ -112,7 +78,7 @@ def absorb_dsp_registers(module, *, ports=()):
             if not bits or bits[0] == "0":
                 continue
             driver = cells.get(drivers.get(bits[0])) if isinstance(bits[0], int) else None
-            clock = _plain_flip_flop(driver)
+            clock = plain_flip_flop(driver)
             if clock is None:
                 break
             rewired[port], clocks = driver["connections"]["DI"], clocks | {clock}
@@ -126,7 +92,7 @@ def absorb_dsp_registers(module, *, ports=()):
                 summary["registered_inputs"] += 1
 
     # Indexed again: a rewired operand may now read a product bit, which then has two loads.
-    drivers, loads = _index(cells)
+    drivers, loads = index_nets(cells)
     for name in dsps:
         dsp = cells[name]
         if dsp["parameters"].get("REG_OUTPUT_CLK", "NONE") != "NONE":
@@ -138,7 +104,7 @@ def absorb_dsp_registers(module, *, ports=()):
                 continue
             users = loads[bits[0]]
             register = cells[users[0][0]] if len(users) == 1 else None
-            clock = _plain_flip_flop(register) if users[0][1] == "DI" else None
+            clock = plain_flip_flop(register) if users[0][1] == "DI" else None
             if clock is None or bits[0] in port_bits:
                 break
             registers[port], clocks = users[0][0], clocks | {clock}

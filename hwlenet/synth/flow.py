@@ -27,6 +27,7 @@ from pathlib import Path
 from .. import __version__
 from ..errors import HwlenetError
 from ..tools import find_tool
+from .bram import absorb_bram_output_registers
 from .dsp import absorb_dsp_registers
 from .targets import get_target
 from .wrapper import DESIGN_TOP, SYNTH_TOP, read_ports, render_wrapper
@@ -420,7 +421,9 @@ PLACERS = ("heap", "sa", "static")
 ROUTERS = ("router1", "router2")
 
 
-def _absorb_dsp_registers(netlist):
+def _rewrite_netlist(netlist, passes):
+    """Apply each of ``passes`` (a function of the top module and its port bits returning a
+    summary) to the netlist file in turn; their summaries, in order."""
     try:
         design = json.loads(netlist.read_text())
         module = design["modules"][SYNTH_TOP]
@@ -428,13 +431,13 @@ def _absorb_dsp_registers(netlist):
         raise HwlenetError(f"yosys wrote an unreadable netlist {netlist}") from None
     ports = [bit for port in module.get("ports", {}).values() for bit in port["bits"]
              if isinstance(bit, int)]
-    summary = absorb_dsp_registers(module, ports=ports)
+    summaries = [rewrite(module, ports=ports) for rewrite in passes]
     netlist.write_text(json.dumps(design))
-    return summary
+    return summaries
 
 
 def synthesize(directory, *, target, trace=False, seed=1, frequency_mhz=None, placer=None,
-               router=None, dsp_registers=True, progress=None):
+               router=None, dsp_registers=True, bram_registers=True, progress=None):
     """Synthesize, place and route an exported design and report its resources and speed.
 
     Parameters
@@ -469,6 +472,11 @@ def synthesize(directory, *, target, trace=False, seed=1, frequency_mhz=None, pl
         On ECP5, move the flip-flops around each multiplier into the DSP block's own input and
         output registers before placement (:func:`hwlenet.synth.dsp.absorb_dsp_registers`;
         equivalent cycle for cycle). Ignored on other targets.
+    bram_registers : bool
+        On ECP5, move the flip-flops that take a block RAM's word into the block's own output
+        registers before placement
+        (:func:`hwlenet.synth.bram.absorb_bram_output_registers`; equivalent cycle for cycle).
+        Ignored on other targets.
     progress : callable, optional
         Called as ``progress(tool, phase, seconds)`` about twice a second while a tool runs:
         ``tool`` is ``"yosys"`` or ``"nextpnr"``, ``phase`` a short description read from its
@@ -486,8 +494,9 @@ def synthesize(directory, *, target, trace=False, seed=1, frequency_mhz=None, pl
         ``flip_flops``, ``fmax_mhz``, ``clocks``, ``frequency_mhz``, ``meets_frequency``,
         ``cycles_per_image``, ``cycles_source``, ``images_per_second`` (``fmax_mhz * 1e6 /
         cycles_per_image``), ``seed``, ``placer``, ``router``, ``dsp_registers`` (what
-        :func:`~hwlenet.synth.dsp.absorb_dsp_registers` did, or ``None``), ``tools`` (package
-        versions), ``seconds`` per tool and ``files``. Fmax, images/s and fits are ``None`` for
+        :func:`~hwlenet.synth.dsp.absorb_dsp_registers` did, or ``None``), ``bram_registers``
+        (what :func:`~hwlenet.synth.bram.absorb_bram_output_registers` did, or ``None``),
+        ``tools`` (package versions), ``seconds`` per tool and ``files``. Fmax, images/s and fits are ``None`` for
         ``generic``.
 
     Raises
@@ -569,7 +578,7 @@ def synthesize(directory, *, target, trace=False, seed=1, frequency_mhz=None, pl
             "frequency_mhz": frequency_mhz, "meets_frequency": None,
             "cycles_per_image": cycles, "cycles_source": cycles_source,
             "images_per_second": None, "seed": seed, "placer": placer, "router": router,
-            "dsp_registers": None,
+            "dsp_registers": None, "bram_registers": None,
             "tools": {name: _package_version(name) for name in
                       (YOSYS, "wasmtime", spec.nextpnr) if name},
             "seconds": seconds,
@@ -580,8 +589,13 @@ def synthesize(directory, *, target, trace=False, seed=1, frequency_mhz=None, pl
             if shortfall:
                 raise HwlenetError(f"the design does not fit {spec.device} ({spec.name}): "
                                    f"Yosys's netlist needs at least {shortfall}")
-            if dsp_registers and spec.family == "ecp5":
-                report["dsp_registers"] = _absorb_dsp_registers(netlist)
+            rewrites = {"dsp_registers": absorb_dsp_registers if dsp_registers else None,
+                        "bram_registers": absorb_bram_output_registers if bram_registers
+                        else None}
+            rewrites = {key: rewrite for key, rewrite in rewrites.items()
+                        if rewrite is not None and spec.family == "ecp5"}
+            if rewrites:
+                report.update(zip(rewrites, _rewrite_netlist(netlist, rewrites.values())))
             log = workdir / "nextpnr.log"
             placement = (("--placer", placer) if placer is not None else ()) + (
                 ("--router", router) if router is not None else ())

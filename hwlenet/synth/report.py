@@ -116,6 +116,10 @@ def format_report(report, top_cells=12):
         lines.append(f"  DSP registers: operands of {absorbed['registered_inputs']} and products "
                      f"of {absorbed['registered_outputs']} of {absorbed['multipliers']} "
                      f"multipliers registered in the DSP blocks")
+    absorbed = report.get("bram_registers")
+    if absorbed and absorbed["block_rams"]:
+        lines.append(f"  block RAM registers: the words of {absorbed['registered_outputs']} of "
+                     f"{absorbed['block_rams']} block RAMs registered in the blocks")
     lines.append(f"  cycles/image {report['cycles_per_image']:.1f} ({report['cycles_source']})")
     if report["images_per_second"] is not None:
         lines.append(f"  images/s {_number(report['images_per_second'])}")

@@ -7,6 +7,7 @@ import numpy as np
 from amaranth.sim import Simulator
 
 from ..errors import HwlenetError
+from ..rtl.accelerator import buffer_names
 from .vectors import read_vectors
 
 __all__ = ["Scoreboard", "run_amaranth_bench"]
@@ -19,7 +20,8 @@ class Scoreboard:
     ``expected`` maps a layer's artifact index to ``(name, values)`` with ``values`` of shape
     ``(images, size)``. Mismatches are reported as dicts with ``image``, ``layer``,
     ``element``, ``expected``, ``actual`` and ``kind`` (value, missing, duplicate, range,
-    image-range, layer).
+    image-range, layer, and collision: a feature buffer, named as the layer, read at an address
+    in the cycle it is written).
     """
 
     def __init__(self, expected, window):
@@ -83,6 +85,7 @@ def run_amaranth_bench(directory, manifest, images, *, design, plan, stall_seed=
     """
     directory = Path(directory)
     dut = design
+    buffers = buffer_names(plan)
     bench = manifest["bench"]
     classes = bench["classes"]
     files = {entry["name"]: entry for entry in manifest["vector_files"]}
@@ -130,6 +133,9 @@ def run_amaranth_bench(directory, manifest, images, *, design, plan, stall_seed=
                     if beat.valid[lane]:
                         scoreboard.write(beat.layer, beat.image[lane], beat.index[lane],
                                          beat.value[lane], received, images, cycle)
+                for bit, buffer in enumerate(buffers):
+                    if beat.collision >> bit & 1:
+                        scoreboard.mismatch(received, buffer, 0, 0, 0, "collision", cycle)
             if valid and ready:
                 for i in range(classes):
                     if payload.logits[i] != logits[received, i]:

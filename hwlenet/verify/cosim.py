@@ -452,7 +452,8 @@ def run_cosim(directory, simulator="verilator", images=None, jobs=1, wave=False,
         ``analytic_cycles_per_image`` (steady state) and its relative error, ``cycles`` and
         ``predicted_cycles`` (the exact model of this run, recorded at export),
         ``first_mismatch`` (image, layer, element, expected, actual, kind: value, missing,
-        duplicate, range, image-range or hang), ``hang`` (image and last layer that made
+        duplicate, range, image-range, collision (the layer names the feature buffer) or
+        hang), ``hang`` (image and last layer that made
         progress), ``wave``, timing, and ``coverage`` (of tables and weights, recorded at
         export; only when the run checks every exported vector).
     """

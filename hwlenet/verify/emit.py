@@ -15,11 +15,10 @@ from ..errors import HwlenetError
 from ..outputs import write_text
 from ..quant.artifact import save_artifact
 from ..sim import simulate
-from ..rtl.accelerator import LeNetAccelerator
+from ..rtl.accelerator import LeNetAccelerator, buffer_names, design_trace_layout
 from ..rtl.loader import pixel_layout
 from ..rtl.plan import plan_hardware
 from ..rtl.streamer import result_layout
-from ..rtl.writer import trace_layout
 from .registers import Register, design_registers, hierarchical_reference, unread_registers
 from .vectors import vector_file, write_vectors
 
@@ -142,7 +141,7 @@ def emit_verilog(qmodel, directory, rows=8, cols=8, images=None, cover=False, pr
     registers = design_registers(design_text)
     unread = unread_registers(design_text)
     environment = _environment()
-    trace_fields = trace_layout(plan)
+    trace_fields = design_trace_layout(plan)
     context = {
         "version": __version__, "images": max(count, 1), "cols": cols, "layers": layers,
         "value_width": width, "logit_width": logit_width, **bench,
@@ -153,6 +152,7 @@ def emit_verilog(qmodel, directory, rows=8, cols=8, images=None, cover=False, pr
         "trace_index_bits": _width(trace_fields["index"].shape.elem_shape),
         "result": _field_offsets(result_layout(plan)), "roms": roms,
         "vector_files": files, "lint_waivers": LINT_WAIVERS, "has_trace": trace,
+        "buffers": buffer_names(plan),
     }
     for template, target in (("tb.v.j2", "tb.v"), ("tb_top.v.j2", "tb_top.v"),
                              ("sim_main.cpp.j2", "sim_main.cpp"), ("Makefile.j2", "Makefile"),
@@ -185,6 +185,7 @@ def emit_verilog(qmodel, directory, rows=8, cols=8, images=None, cover=False, pr
         "batch_cycles": plan.predicted_cycles(cols + 1) - plan.predicted_cycles(1),
         "trace": bool(trace),
         "traced_layers": layers,
+        "buffers": buffer_names(plan),
         "vector_files": files,
         "memories": roms,
         "registers": [{"name": register.name, "path": list(register.path),
