@@ -71,16 +71,16 @@ class PostProcessor(wiring.Component):
     3      ``v = acc + bias``
     4      ReLU and the rounded shift
     5      saturation or wrap: ``r``; the activation table is addressed
-    6      the table word
-    7      ``y``
+    6      ``r`` again (the table is read)
+    7      the table word alone and ``r``: ``y`` is one of them
     8      the maximum or the sum of each pair of a window's lanes
     9      the window maximum, or the window sum (with the earlier phases' partial result)
     10     ``coef * sum``
     11     ``+ bias2``
     12     the rounded shift
     13     saturation or wrap; the subsampling table is addressed
-    14     the table word
-    15     outputs
+    14     the value again (the table is read)
+    15     the table word alone and the value: the outputs are one of them
     =====  ================================================================================
 
     Parameters
@@ -232,20 +232,24 @@ class PostProcessor(wiring.Component):
         control = control.next(5)
         pool_constants = carried(zip(("coef", "pool_bias"), pool_constants), 5)
 
-        # cycle 5: activation table address; cycle 6: the word; cycle 7: y
+        # cycle 5: activation table address; cycle 6: the word; cycle 7: the word registered
+        # alone (a block RAM's output register), y chosen between it and r
         for c, port in enumerate(lut_ports):
             per_job(m.d.comb, port.addr, tanh_jobs, lambda job, c=c: table_address(
                 tables.base(job.layer.name), requantized[c], job.layer.pre_format))
         held = [register(value, f"requantized6_{c}") for c, value in enumerate(requantized)]
         control = control.next(6)
         pool_constants = carried(zip(("coef", "pool_bias"), pool_constants), 6)
-        activated = [Signal(signed(width), name=f"activated7_{c}") for c in range(cols)]
-        for c in range(cols):
-            m.d.sync += activated[c].eq(held[c])
-            if lut_ports:
-                per_job(m.d.sync, activated[c], tanh_jobs, lambda job, c=c: lut_ports[c].data)
+        held = [register(value, f"requantized7_{c}") for c, value in enumerate(held)]
+        words = [register(port.data, f"table_word7_{c}", reset_less=True)
+                 for c, port in enumerate(lut_ports)]
         control = control.next(7)
         pool_constants = carried(zip(("coef", "pool_bias"), pool_constants), 7)
+        activated = [Signal(signed(width), name=f"activated7_{c}") for c in range(cols)]
+        for c in range(cols):
+            m.d.comb += activated[c].eq(held[c])
+            if words:
+                per_job(m.d.comb, activated[c], tanh_jobs, lambda job, c=c: words[c])
 
         # cycle 7: each window's lanes reduced in pairs (the maximum or the sum of two);
         # cycle 8: the window's maximum or sum, with several phases combined with the row's
@@ -332,18 +336,22 @@ class PostProcessor(wiring.Component):
                         lambda job, g=g: fit_layer(pool_rounded[g], job.pool))
         control = control.next(13)
 
-        # cycle 13: the subsampling table address; cycle 14: the word; cycle 15: outputs
+        # cycle 13: the subsampling table address; cycle 14: the word; cycle 15: the word
+        # registered alone, the outputs chosen between it and the value
         for g, port in enumerate(pool_lut_ports):
             per_job(m.d.comb, port.addr, pool_lut_jobs, lambda job, g=g: table_address(
                 pool_tables.base(job.pool.name), final[g], job.pool.pre_format))
         final = [register(value, f"final14_{c}") for c, value in enumerate(final)]
         control = control.next(14)
+        final = [register(value, f"final15_{c}") for c, value in enumerate(final)]
+        pool_words = [register(port.data, f"pool_table_word15_{g}", reset_less=True)
+                      for g, port in enumerate(pool_lut_ports)]
+        control = control.next(15)
         out = [Signal(signed(width), name=f"out15_{c}") for c in range(cols)]
         for c in range(cols):
-            m.d.sync += out[c].eq(final[c])
-            if c < groups and pool_lut_ports:
-                per_job(m.d.sync, out[c], pool_lut_jobs, lambda job, c=c: pool_lut_ports[c].data)
-        control = control.next(15)
+            m.d.comb += out[c].eq(final[c])
+            if c < len(pool_words):
+                per_job(m.d.comb, out[c], pool_lut_jobs, lambda job, c=c: pool_words[c])
 
         for c in range(cols):
             m.d.comb += [self.output.value[c].eq(out[c]),

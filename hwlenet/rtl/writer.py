@@ -50,7 +50,7 @@ class BufferWriter(wiring.Component):
     * the last dense job's to the result streamer (``store``), with ``finish`` on its ``done``.
 
     ``trace`` shows every value written, with its layer, image and element index. ``done``
-    repeats the outputs' ``done`` ``LATENCY - 1`` cycles later, from the second stage: a job's
+    repeats the outputs' ``done`` ``LATENCY - 1`` cycles later, from the third stage: a job's
     last writes land before a job that waits for it can read them, as they did when the
     post-processor's ``done`` was waited for and the writer had one stage.
 

@@ -496,8 +496,8 @@ def synthesize(directory, *, target, trace=False, seed=1, frequency_mhz=None, pl
         cycles_per_image``), ``seed``, ``placer``, ``router``, ``dsp_registers`` (what
         :func:`~hwlenet.synth.dsp.absorb_dsp_registers` did, or ``None``), ``bram_registers``
         (what :func:`~hwlenet.synth.bram.absorb_bram_output_registers` did, or ``None``),
-        ``tools`` (package versions), ``seconds`` per tool and ``files``. Fmax, images/s and fits are ``None`` for
-        ``generic``.
+        ``tools`` (package versions), ``seconds`` per tool and ``files``. Fmax, images/s and
+        fits are ``None`` for ``generic``.
 
     Raises
     ------
