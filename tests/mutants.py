@@ -46,10 +46,11 @@ class DuplicateWrite(PostProcessor):
         hit = Signal()
         valid, value = Signal.like(self.output.valid), Signal.like(self.output.value)
         tag, channel = Signal.like(self.output.tag), Signal.like(self.output.channel)
-        m.d.sync += [hit.eq((self.output.tag.job == job.index) & (self.output.channel == self.channel)
+        m.d.sync += [hit.eq((self.output.tag.job == job.index)
+                            & (self.output.channel == self.channel)
                             & self.output.valid.as_value().any()),
-                     valid.eq(self.output.valid), value.eq(self.output.value), tag.eq(self.output.tag),
-                     channel.eq(self.output.channel)]
+                     valid.eq(self.output.valid), value.eq(self.output.value),
+                     tag.eq(self.output.tag), channel.eq(self.output.channel)]
         with m.If(hit):
             m.d.comb += [self.output.valid.eq(valid), self.output.value.eq(value),
                          self.output.tag.eq(tag), self.output.channel.eq(channel)]

@@ -42,7 +42,8 @@ def dense_output(plan, job, rng, channel, image, count):
     return {"valid": [int(c < count) for c in range(cols)],
             "value": [int(v) for v in layer_values(job.layer, rng, cols)], "channel": channel,
             "tag": {"job": job.index, "row_tile": channel // plan.rows, "block": 0,
-                    "window_row": 0, "window_col": 0, "phase": 0, "image": image, "slot": count, "count": count, "last": 0},
+                    "window_row": 0, "window_col": 0, "phase": 0, "image": image, "slot": count,
+                    "count": count, "last": 0},
             "done": 0}
 
 

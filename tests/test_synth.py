@@ -180,6 +180,18 @@ def test_wrapper_folds_every_bit_once_and_is_deterministic(trace):
     assert max(len(line) for line in text.splitlines()) <= 100
 
 
+def test_wrapper_registers_narrow_outputs_onto_pins_of_their_own():
+    ports = [Port("clk", "input", 1), Port("ready", "output", 1), Port("state", "output", 3)]
+    text, summary = render_wrapper(ports, trace=False, version="9.9")
+    assert summary["registered"] == {"ready": 1, "state": 3}
+    assert summary["folded"] == {} and summary["pins"] == 1 + 1 + 3
+    assert "output wire ready_registered," in text and ".ready(ready)" in text
+    assert "output wire [2:0] state_registered" in text
+    for bit in range(3):
+        assert f"state_fold[{bit}] <= ^{{\n            state[{bit}]\n        }};" in text
+    assert "ready_fold[0] <= ^{\n            ready[0]\n        };" in text
+
+
 def test_wrapper_puts_the_registered_reset_on_the_global_buffer():
     buffer = GlobalBuffer("DCCA", "CLKI", "CLKO", (("CE", "1'b1"),))
     text, summary = render_wrapper(read_ports(HEADER), trace=False, version="9.9",

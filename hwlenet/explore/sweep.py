@@ -68,8 +68,9 @@ def submit_sweep(client, spec, root, data):
     each point is a dict of its identity and the futures of its stages by name.
 
     ``data`` holds ``calibration``, ``test_images``, ``test_labels`` and ``vectors`` (uint8
-    image arrays and labels), and ``train`` (``(images, labels)``) when a point runs QAT. Each becomes one task that returns it, not scattered data: the
-    scheduler can recompute a task whose worker died, never a scattered value.
+    image arrays and labels), and ``train`` (``(images, labels)``) when a point runs QAT. Each
+    becomes one task that returns it, not scattered data: the scheduler can recompute a task
+    whose worker died, never a scattered value.
     """
     from dask.distributed import Future
 

@@ -18,7 +18,7 @@ __all__ = ["OperandFeeder"]
 
 class OperandFeeder(wiring.Component):
     """Reads, for each token, the weight word and every column's operand, and presents them
-    with the token's flags and tag at the array's edge ``LATENCY = 9`` cycles later.
+    with the token's flags and tag at the array's edge ``LATENCY = 10`` cycles later.
 
     A token of job ``j``, row tile ``t`` and reduction step ``k`` reads weight word
     ``base(j) + t * depth(j) + k``. Conv jobs read, for column ``c`` in phase ``p``, with
@@ -49,17 +49,20 @@ class OperandFeeder(wiring.Component):
     2      the k-tables' addresses, which address the k-table ROMs, and the weight tile's
            first word
     3      the weight ROM's address (the first word plus ``k``)
-    4      the same address again, which addresses the :class:`~hwlenet.rtl.rom.BankedRom`
-           (it reaches every block RAM of the ROM); the k-table words (out at cycle 3);
-           each window's origin ``base + copy * copy_words + wraps * wrap_rows``
-    5      every bank's read address (the k-table row plus the origin plus a constant) and
-           enable and every column's bank, which address the banks (the flattened-feature
-           banks are addressed by the k-table word at cycle 4)
-    6      the flattened-feature banks' words (out at cycle 5)
-    7      every bank's word (out at cycle 6); each column's flattened feature
-    8      each word of the token's buffer; the weight word (the ROM's ``LATENCY`` after
-           cycle 4)
-    9      every column's operand after the crossbar; the weights, flags and tag
+    4      the same address again; the k-table words (out at cycle 3); each window's origin
+           ``base + copy * copy_words + wraps * wrap_rows``
+    5      the weight ROM's address a third time, which addresses the
+           :class:`~hwlenet.rtl.rom.BankedRom` (it reaches every block RAM of the ROM); each
+           window's k-table row plus its origin; the case (lane, ``ky`` parity, phase) that
+           places the windows in the banks; the flattened-feature banks' address (the dense
+           k-table word), which addresses them
+    6      every bank's read address (a window's row plus a constant) and enable and every
+           column's bank, which address the banks
+    7      the flattened-feature banks' words (out at cycle 6)
+    8      every bank's word (out at cycle 7); each column's flattened feature
+    9      each word of the token's buffer; the weight word (the ROM's ``LATENCY`` after
+           cycle 5)
+    10     every column's operand after the crossbar; the weights, flags and tag
     =====  ================================================================================
 
     Parameters
@@ -77,7 +80,7 @@ class OperandFeeder(wiring.Component):
         For each dense job but the last, one bank per image slot holding its outputs.
     """
 
-    LATENCY = 9
+    LATENCY = 10
 
     def __init__(self, *, plan):
         self.plan = plan
@@ -159,31 +162,38 @@ class OperandFeeder(wiring.Component):
             with m.Switch(token1.job):
                 for job in plan.jobs:
                     with m.Case(job.index):
-                        m.d.sync += weight_tile.eq(weights.base(job.layer.name)
-                                                   + scaled(token1.row_tile, job.depth))
+                        # a case per row tile: the tile's first word is a constant
+                        with m.Switch(token1.row_tile):
+                            for row_tile in range(job.row_tiles):
+                                with m.Case(row_tile):
+                                    m.d.sync += weight_tile.eq(weights.base(job.layer.name)
+                                                               + row_tile * job.depth)
                         if job.kind == "conv":
                             m.d.sync += conv_addr.eq(conv_bases[job.index] + token1.k)
                         else:
                             m.d.sync += dense_addr.eq(dense_bases[job.index] + token1.k)
-        # cycle 2: the weight word's address (a second cycle: the tile's first word is a sum of
-        # shifted row tiles); cycle 3: registered again, as it fans out to every block RAM
+        # cycle 2: the weight word's address (the tile's first word plus ``k``); cycles 3 and
+        # 4: registered again, as it fans out to every block RAM
         m.d.sync += weight_addr.eq(weight_tile + weight_k)
-        rom_addr = register(weight_addr, "weight_addr4")
+        rom_addr = register(register(weight_addr, "weight_addr4"), "weight_addr5")
         m.d.comb += [weight_rom.addr.eq(rom_addr), conv_port.addr.eq(conv_addr),
                      dense_port.addr.eq(dense_addr)]
 
         # cycle 3: the k-table words come out and are registered; the weight word is the
-        # banked ROM's output at cycle 8
-        if 4 + BankedRom.LATENCY != self.LATENCY - 1:
+        # banked ROM's output at cycle 9
+        if 5 + BankedRom.LATENCY != self.LATENCY - 1:
             raise ValueError(f"a weight ROM read in {BankedRom.LATENCY} cycles does not meet "
                              f"the operands at cycle {self.LATENCY - 1}")
         token2 = register(token1, "token2")
         token3 = register(token2, "token3")
         token4 = register(token3, "token4")
+        token5 = register(token4, "token5")
         entry = register(conv_port.data, "conv_entry4", reset_less=True)
         dense_entry = register(dense_port.data, "dense_entry4", reset_less=True)
+        lane_bits = len(entry.lane)
+        placement = register(Cat(entry.lane, entry.ky_parity, token4.phase), "placement5")
 
-        # cycle 4: every bank's read address and every column's bank, registered
+        # cycle 5: every bank's read address and every column's bank, registered
         addresses = {}
 
         def read_address(port, name):
@@ -191,27 +201,28 @@ class OperandFeeder(wiring.Component):
             addresses[name] = (port, address)
             return address
 
-        input_rows = [read_address(port, f"input_addr5_{b}") for b, port in
+        input_rows = [read_address(port, f"input_addr6_{b}") for b, port in
                       enumerate(self.input_read)]
-        mid_rows = [read_address(port, f"mid_addr5_{b}") for b, port in enumerate(self.mid_read)]
-        dense_rows = [[read_address(port, f"dense{d}_addr5_{c}") for c, port in enumerate(ports)]
+        mid_rows = [read_address(port, f"mid_addr6_{b}") for b, port in enumerate(self.mid_read)]
+        dense_rows = [[read_address(port, f"dense{d}_addr6_{c}") for c, port in enumerate(ports)]
                       for d, ports in enumerate(self.dense_read)]
         conv_rows = {conv[0].index: input_rows, conv[1].index: mid_rows}
         banks = plan.input_buffer.banks
-        bank5 = [Signal(range(banks), name=f"column_bank5_{c}") for c in range(cols)]
-        lane_bits = len(entry.lane)
+        bank6 = [Signal(range(banks), name=f"column_bank6_{c}") for c in range(cols)]
         for job in conv:
             buffer, _ = conv_reads[job.index]
-            # cycle 3: each window's origin, which depends on the token alone
+            # cycle 3: each window's origin, which depends on the token alone; cycle 4: the
+            # k-table row added to it
             copy = scaled(token3.copy, buffer.copy_words) if buffer.copies > 1 else 0
-            origins = []
+            window_rows = []
             for g in range(plan.windows):
                 wraps, _ = divmod_constant(token3.window_col + g, job.pooled_width,
                                            job.pooled_width + plan.windows)
-                origins.append(register(token3.base + copy + scaled(wraps, job.wrap_rows),
-                                        f"origin4_{job.layer.name}_{g}"))
-            with m.If(token4.job == job.index), m.Switch(Cat(entry.lane, entry.ky_parity,
-                                                             token4.phase)):
+                origin = register(token3.base + copy + scaled(wraps, job.wrap_rows),
+                                  f"origin4_{job.layer.name}_{g}")
+                window_rows.append(register(entry.row + origin,
+                                            f"window_row5_{job.layer.name}_{g}"))
+            with m.If(token5.job == job.index), m.Switch(placement):
                 for phase in range(plan.phases):
                     for parity in range(2):
                         for lane in range(lanes):
@@ -226,13 +237,12 @@ class OperandFeeder(wiring.Component):
                                     word, bank_lane = divmod(offset, lanes)
                                     bank = (dy + parity) % 2 * lanes + bank_lane
                                     m.d.sync += [
-                                        bank5[c].eq(bank),
-                                        conv_rows[job.index][bank].eq(
-                                            entry.row + origins[g] + word)]
+                                        bank6[c].eq(bank),
+                                        conv_rows[job.index][bank].eq(window_rows[g] + word)]
         for job in dense:
-            with m.If(token4.job == job.index):
+            with m.If(token5.job == job.index):
                 if job is not dense[0]:
-                    m.d.sync += [row.eq(token4.k) for row in dense_rows[dense.index(job) - 1]]
+                    m.d.sync += [row.eq(token5.k) for row in dense_rows[dense.index(job) - 1]]
         for port, address in addresses.values():
             m.d.comb += port.addr.eq(address)
         # a buffer's read ports are enabled only for the valid tokens of the job reading it:
@@ -241,72 +251,73 @@ class OperandFeeder(wiring.Component):
         readers = {job.index: ports for job, ports in zip(
             [*conv, *dense[1:]], [self.input_read, self.mid_read, *self.dense_read])}
         for index, ports in readers.items():
-            reading = register(token4.valid & (token4.job == index), f"reading5_{index}")
+            reading = register(token5.valid & (token5.job == index), f"reading6_{index}")
             m.d.comb += [port.en.eq(reading) for port in ports]
-        # the flattened-feature banks (block RAMs) are addressed by the k-table word itself, a
-        # cycle early, so that each bank's word is registered beside it (cycle 6) before the
-        # sub-bank multiplexer (cycle 7), as the weight ROM's pieces are
-        m.d.comb += [port.addr.eq(dense_entry.row) for port in self.fc_read]
-        m.d.comb += [port.en.eq(token4.valid & (token4.job == dense[0].index))
+        # the flattened-feature banks (block RAMs) are addressed by the k-table word a cycle
+        # early, so that each bank's word is registered beside it (cycle 7) before the
+        # sub-bank multiplexer (cycle 8), as the weight ROM's pieces are
+        fc_row = register(dense_entry.row, "fc_row5")
+        m.d.comb += [port.addr.eq(fc_row) for port in self.fc_read]
+        m.d.comb += [port.en.eq(token5.valid & (token5.job == dense[0].index))
                      for port in self.fc_read]
-        fc_words = [register(port.data, f"fc_word6_{b}", reset_less=True)
+        fc_words = [register(port.data, f"fc_word7_{b}", reset_less=True)
                     for b, port in enumerate(self.fc_read)]
 
-        # cycle 5: the banks are read; cycle 6: every bank's word is registered alone (in the
+        # cycle 6: the banks are read; cycle 7: every bank's word is registered alone (in the
         # block RAM's output register) and each column's flattened feature is chosen among its
-        # sub-banks; cycle 7: the words of the token's buffer are chosen; cycle 8: the crossbar
-        # from the banks to the columns. Choosing the buffer a cycle early leaves cycle 8 a
+        # sub-banks; cycle 8: the words of the token's buffer are chosen; cycle 9: the crossbar
+        # from the banks to the columns. Choosing the buffer a cycle early leaves cycle 9 a
         # bank multiplexer per column, which is what lets the 8x8 array route on an ECP5.
-        token5 = register(token4, "token5")
-        subbank5 = register(dense_entry.subbank, "subbank5")
+        subbank6 = register(register(dense_entry.subbank, "subbank5"), "subbank6")
         token6 = register(token5, "token6")
-        bank6 = [register(bank5[c], f"column_bank6_{c}") for c in range(cols)]
-        subbank6 = register(subbank5, "subbank6")
+        token7 = register(token6, "token7")
+        bank7 = [register(bank6[c], f"column_bank7_{c}") for c in range(cols)]
+        subbank7 = register(subbank6, "subbank7")
         operand = self.edge.x_edge[0].shape()
-        bank_words = {job.index: [register(port.data, f"{job.layer.name}_word7_{b}",
+        bank_words = {job.index: [register(port.data, f"{job.layer.name}_word8_{b}",
                                            reset_less=True)
                                   for b, port in enumerate(conv_reads[job.index][1])]
                       for job in conv}
-        conv_words = [Signal(operand, name=f"conv_word8_{b}", reset_less=True)
+        conv_words = [Signal(operand, name=f"conv_word9_{b}", reset_less=True)
                       for b in range(banks)]
-        token7 = register(token6, "token7")
-        with m.Switch(token7.job):
+        token8 = register(token7, "token8")
+        with m.Switch(token8.job):
             for job in conv:
                 with m.Case(job.index):
                     m.d.sync += [word.eq(bank_word) for word, bank_word
                                  in zip(conv_words, bank_words[job.index])]
-        fc_columns = [Signal(operand, name=f"fc_column7_{c}", reset_less=True)
+        fc_columns = [Signal(operand, name=f"fc_column8_{c}", reset_less=True)
                       for c in range(cols)]
-        with m.Switch(subbank6):
+        with m.Switch(subbank7):
             for s in range(subbanks):
                 with m.Case(s):
                     m.d.sync += [fc_columns[c].eq(fc_words[c * subbanks + s])
                                  for c in range(cols)]
-        dense_bank_words = [[register(port.data, f"dense{d}_word7_{c}", reset_less=True)
+        dense_bank_words = [[register(port.data, f"dense{d}_word8_{c}", reset_less=True)
                              for c, port in enumerate(ports)]
                             for d, ports in enumerate(self.dense_read)]
-        token8 = register(token7, "token8")
-        bank8 = [register(register(bank6[c], f"column_bank7_{c}"), f"column_bank8_{c}")
+        token9 = register(token8, "token9")
+        bank9 = [register(register(bank7[c], f"column_bank8_{c}"), f"column_bank9_{c}")
                  for c in range(cols)]
-        dense_words = [Signal(operand, name=f"dense_word8_{c}", reset_less=True)
+        dense_words = [Signal(operand, name=f"dense_word9_{c}", reset_less=True)
                        for c in range(cols)]
-        with m.Switch(token7.job):
+        with m.Switch(token8.job):
             for position, job in enumerate(dense):
                 with m.Case(job.index):
                     words = fc_columns if position == 0 else dense_bank_words[position - 1]
                     m.d.sync += [word.eq(source) for word, source in zip(dense_words, words)]
         convolving = Signal()
-        m.d.comb += convolving.eq(Cat(token8.job == job.index for job in conv).any())
+        m.d.comb += convolving.eq(Cat(token9.job == job.index for job in conv).any())
         for c in range(cols):
             with m.If(convolving):
-                with m.Switch(bank8[c]):
+                with m.Switch(bank9[c]):
                     for bank in range(banks):
                         with m.Case(bank):
                             m.d.sync += self.edge.x_edge[c].eq(conv_words[bank])
             with m.Else():
                 m.d.sync += self.edge.x_edge[c].eq(dense_words[c])
-        m.d.sync += [self.edge.w_edge.eq(weight_rom.data), self.edge.tag.eq(token8.tag),
-                     self.edge.flags.valid.eq(token8.valid),
-                     self.edge.flags.clear.eq(token8.clear),
-                     self.edge.flags.capture.eq(token8.capture)]
+        m.d.sync += [self.edge.w_edge.eq(weight_rom.data), self.edge.tag.eq(token9.tag),
+                     self.edge.flags.valid.eq(token9.valid),
+                     self.edge.flags.clear.eq(token9.clear),
+                     self.edge.flags.capture.eq(token9.capture)]
         return m

@@ -17,14 +17,19 @@ class Flags(data.Struct):
 
 
 class ProcessingElement(wiring.Component):
-    """Output-stationary multiply-accumulate cell, with its product registered.
+    """Output-stationary multiply-accumulate cell, with its product registered twice.
 
-    The operands and flags entering in cycle ``t`` give ``p = w * x`` in cycle ``t + 1``, where
-    the flags act: if ``capture``, ``result <- acc``; if ``valid``,
+    The operands and flags entering in cycle ``t`` give ``p = w * x`` in cycle ``t + 2``, where
+    the flags (registered twice too) act: if ``capture``, ``result <- acc``; if ``valid``,
     ``acc <- (0 if clear else acc) + p``, else if ``clear``, ``acc <- 0``. So a ``capture``
     entering in cycle ``t`` shows the finished sum on ``result`` in cycle
-    ``t + RESULT_LATENCY`` (``RESULT_LATENCY = 2``). Operands and flags pass on to the
+    ``t + RESULT_LATENCY`` (``RESULT_LATENCY = 3``). Operands and flags pass on to the
     neighbours one cycle later (``LATENCY = 1``).
+
+    The first product register can live in the DSP block (:mod:`hwlenet.synth.dsp`); the
+    second, in the fabric, lets the accumulator sit away from the DSP block, which on an ECP5
+    stands in one of a few rows across the die, without a cross-die route inside the
+    multiply-accumulate's cycle.
 
     Only the flags are reset: the operands, the product, the sum and ``result`` are data
     registers without reset (every sum starts with ``clear``, and a stale ``result`` is only
@@ -37,7 +42,7 @@ class ProcessingElement(wiring.Component):
     """
 
     LATENCY = 1
-    RESULT_LATENCY = 2
+    RESULT_LATENCY = 3
 
     def __init__(self, *, weight_width, operand_width, accumulator_width):
         for name, value in (("weight_width", weight_width), ("operand_width", operand_width),
@@ -63,17 +68,19 @@ class ProcessingElement(wiring.Component):
         acc = Signal(signed(self.accumulator_width), reset_less=True)
         result = Signal.like(self.result, name="sum", reset_less=True)
         product = Signal(signed(self.product_width), reset_less=True)
-        flags = self.flags_out
-        m.d.sync += [w.eq(self.w_in), x.eq(self.x_in), flags.eq(self.flags_in),
-                     product.eq(self.w_in * self.x_in)]
+        product2 = Signal(signed(self.product_width), reset_less=True)
+        flags = Signal(Flags)
+        m.d.sync += [w.eq(self.w_in), x.eq(self.x_in), self.flags_out.eq(self.flags_in),
+                     product.eq(self.w_in * self.x_in), product2.eq(product),
+                     flags.eq(self.flags_out)]
         m.d.comb += [self.w_out.eq(w), self.x_out.eq(x), self.result.eq(result)]
         with m.If(flags.capture):
             m.d.sync += result.eq(acc)
         with m.If(flags.valid):
             with m.If(flags.clear):
-                m.d.sync += acc.eq(product)
+                m.d.sync += acc.eq(product2)
             with m.Else():
-                m.d.sync += acc.eq(acc + product)
+                m.d.sync += acc.eq(acc + product2)
         with m.Elif(flags.clear):
             m.d.sync += acc.eq(0)
         return m

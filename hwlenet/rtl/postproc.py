@@ -55,32 +55,32 @@ class PostProcessor(wiring.Component):
     ``(g + 1) * window_lanes - 1`` of the ``phases`` tiles that complete it, see
     :meth:`HardwarePlan.column_member`): the maximum, or ``requantize(coef[m] * sum + bias2[m])``
     and the subsampling layer's table. With several phases, a queue of one partial maximum or
-    sum per array row carries each window from one phase to the next (cycle 9), and only the
+    sum per array row carries each window from one phase to the next (cycle 10), and only the
     last phase's outputs are valid.
 
     Every step is registered, with one adder, comparator chain or multiplier between
     registers and every ROM read registered before use (for timing), so outputs appear
-    ``LATENCY = 15`` cycles after the row arrives, for one cycle:
+    ``LATENCY = 16`` cycles after the row arrives, for one cycle:
 
     =====  ================================================================================
-    cycle  what is registered at its start (the row arrives at cycle 0, where the bias,
-           coefficient and subsampling-bias ROMs are addressed)
+    cycle  what is registered at its start (the row arrives at cycle 0)
     =====  ================================================================================
-    1      the ROM words
-    2      the ROM words again (a block RAM's output is slow)
-    3      ``v = acc + bias``
-    4      ReLU and the rounded shift
-    5      saturation or wrap: ``r``; the activation table is addressed
-    6      ``r`` again (the table is read)
-    7      the table word alone and ``r``: ``y`` is one of them
-    8      the maximum or the sum of each pair of a window's lanes
-    9      the window maximum, or the window sum (with the earlier phases' partial result)
-    10     ``coef * sum``
-    11     ``+ bias2``
-    12     the rounded shift
-    13     saturation or wrap; the subsampling table is addressed
-    14     the value again (the table is read)
-    15     the table word alone and the value: the outputs are one of them
+    1      the bias, coefficient and subsampling-bias ROMs' addresses (the ROMs are read)
+    2      the ROM words
+    3      the ROM words again, alone (a block RAM's output register)
+    4      ``v = acc + bias``
+    5      ReLU and the rounded shift
+    6      saturation or wrap: ``r``; the activation table is addressed
+    7      ``r`` again (the table is read)
+    8      the table word alone and ``r``: ``y`` is one of them
+    9      the maximum or the sum of each pair of a window's lanes
+    10     the window maximum, or the window sum (with the earlier phases' partial result)
+    11     ``coef * sum``
+    12     ``+ bias2``
+    13     the rounded shift
+    14     saturation or wrap; the subsampling table is addressed
+    15     the value again (the table is read)
+    16     the table word alone and the value: the outputs are one of them
     =====  ================================================================================
 
     Parameters
@@ -88,7 +88,7 @@ class PostProcessor(wiring.Component):
     plan : HardwarePlan
     """
 
-    LATENCY = 15
+    LATENCY = 16
 
     def __init__(self, *, plan):
         self.plan = plan
@@ -166,16 +166,22 @@ class PostProcessor(wiring.Component):
             pool_lut_rom = rom(pool_tables)
             pool_lut_ports = [pool_lut_rom.read_port() for _ in range(groups)]
 
-        # cycle 0: the drained row arrives; per-channel constants are looked up
+        # cycle 0: the drained row arrives; the per-channel constants' addresses are registered
         tag = self.drain.tag
         channel = Signal.like(self.output.channel)
         m.d.comb += channel.eq(scaled(tag.row_tile, plan.rows) + self.drain.row)
+        addresses = [(port, Signal.like(port.addr, name=f"{name}_addr1"))
+                     for name, port in (("bias", bias_port), ("coef", coef_port),
+                                        ("pool_bias", bias2_port)) if port is not None]
+        m.d.comb += [port.addr.eq(address) for port, address in addresses]
 
         def constants(job):
-            m.d.comb += bias_port.addr.eq(biases.base(job.layer.name) + channel)
+            (_, bias_addr), *pool_addrs = addresses
+            m.d.sync += bias_addr.eq(biases.base(job.layer.name) + channel)
             if job in sub_jobs:
-                m.d.comb += [coef_port.addr.eq(coefficients.base(job.pool.name) + channel),
-                             bias2_port.addr.eq(pool_biases.base(job.pool.name) + channel)]
+                coef_addr, pool_bias_addr = (address for _, address in pool_addrs)
+                m.d.sync += [coef_addr.eq(coefficients.base(job.pool.name) + channel),
+                             pool_bias_addr.eq(pool_biases.base(job.pool.name) + channel)]
         job_switch(tag.job, jobs, constants)
 
         lane_valid = Signal(cols)
@@ -196,25 +202,27 @@ class PostProcessor(wiring.Component):
         control = Control(self.drain.valid, channel, tag, done, lane_valid).next(1)
         acc = [register(self.drain.acc[c], f"acc1_{c}") for c in range(cols)]
 
-        # cycle 1: the ROM words come out and are registered alone (synthesis can move such a
-        # register into a block RAM's output register)
+        # cycle 1: the ROMs are read; cycle 2: their words come out and are registered alone
+        # (synthesis can move such a register into a block RAM's output register)
         control = control.next(2)
         acc = [register(value, f"acc2_{c}") for c, value in enumerate(acc)]
-        bias = register(bias_port.data, "bias2", reset_less=True)
+        control = control.next(3)
+        acc = [register(value, f"acc3_{c}") for c, value in enumerate(acc)]
+        bias = register(bias_port.data, "bias3", reset_less=True)
         pool_constants = []
         if coef_port is not None:
-            pool_constants = [register(coef_port.data, "coef2", reset_less=True),
-                              register(bias2_port.data, "pool_bias2", reset_less=True)]
+            pool_constants = [register(coef_port.data, "coef3", reset_less=True),
+                              register(bias2_port.data, "pool_bias3", reset_less=True)]
 
         def carried(values, cycle):
             return [register(value, f"{name}{cycle}") for name, value in values]
 
-        # cycle 2: bias
-        totals = [register(acc[c] + bias, f"total3_{c}") for c in range(cols)]
-        control = control.next(3)
-        pool_constants = carried(zip(("coef", "pool_bias"), pool_constants), 3)
+        # cycle 3: bias
+        totals = [register(acc[c] + bias, f"total4_{c}") for c in range(cols)]
+        control = control.next(4)
+        pool_constants = carried(zip(("coef", "pool_bias"), pool_constants), 4)
 
-        # cycle 3: ReLU and the rounded shift; cycle 4: saturation or wrap
+        # cycle 4: ReLU and the rounded shift; cycle 5: saturation or wrap
         def per_lane(values, function, shape, name, job_list):
             results = [Signal(shape, name=f"{name}_{c}") for c in range(len(values))]
             for value, result in zip(values, results):
@@ -224,41 +232,41 @@ class PostProcessor(wiring.Component):
 
         rounded_width = max(len(round_layer(totals[0], job.layer)) for job in jobs) + 1
         rounded = per_lane(totals, lambda value, job: round_layer(value, job.layer),
-                           signed(rounded_width), "rounded4", jobs)
-        control = control.next(4)
-        pool_constants = carried(zip(("coef", "pool_bias"), pool_constants), 4)
-        requantized = per_lane(rounded, lambda value, job: fit_layer(value, job.layer),
-                               signed(width), "requantized5", jobs)
+                           signed(rounded_width), "rounded5", jobs)
         control = control.next(5)
         pool_constants = carried(zip(("coef", "pool_bias"), pool_constants), 5)
+        requantized = per_lane(rounded, lambda value, job: fit_layer(value, job.layer),
+                               signed(width), "requantized6", jobs)
+        control = control.next(6)
+        pool_constants = carried(zip(("coef", "pool_bias"), pool_constants), 6)
 
-        # cycle 5: activation table address; cycle 6: the word; cycle 7: the word registered
+        # cycle 6: activation table address; cycle 7: the word; cycle 8: the word registered
         # alone (a block RAM's output register), y chosen between it and r
         for c, port in enumerate(lut_ports):
             per_job(m.d.comb, port.addr, tanh_jobs, lambda job, c=c: table_address(
                 tables.base(job.layer.name), requantized[c], job.layer.pre_format))
-        held = [register(value, f"requantized6_{c}") for c, value in enumerate(requantized)]
-        control = control.next(6)
-        pool_constants = carried(zip(("coef", "pool_bias"), pool_constants), 6)
-        held = [register(value, f"requantized7_{c}") for c, value in enumerate(held)]
-        words = [register(port.data, f"table_word7_{c}", reset_less=True)
-                 for c, port in enumerate(lut_ports)]
+        held = [register(value, f"requantized7_{c}") for c, value in enumerate(requantized)]
         control = control.next(7)
         pool_constants = carried(zip(("coef", "pool_bias"), pool_constants), 7)
-        activated = [Signal(signed(width), name=f"activated7_{c}") for c in range(cols)]
+        held = [register(value, f"requantized8_{c}") for c, value in enumerate(held)]
+        words = [register(port.data, f"table_word8_{c}", reset_less=True)
+                 for c, port in enumerate(lut_ports)]
+        control = control.next(8)
+        pool_constants = carried(zip(("coef", "pool_bias"), pool_constants), 8)
+        activated = [Signal(signed(width), name=f"activated8_{c}") for c in range(cols)]
         for c in range(cols):
             m.d.comb += activated[c].eq(held[c])
             if words:
                 per_job(m.d.comb, activated[c], tanh_jobs, lambda job, c=c: words[c])
 
-        # cycle 7: each window's lanes reduced in pairs (the maximum or the sum of two);
-        # cycle 8: the window's maximum or sum, with several phases combined with the row's
+        # cycle 8: each window's lanes reduced in pairs (the maximum or the sum of two);
+        # cycle 9: the window's maximum or sum, with several phases combined with the row's
         # partial result of the earlier phases, kept in a queue of one entry per array row
         # (every tile drains every row once, in order); dense jobs pass their values on
         def maximum(a, b):
             return Mux(a > b, a, b)
 
-        halves = [Signal(signed(width + 2), name=f"half8_{c}") for c in range(cols)]
+        halves = [Signal(signed(width + 2), name=f"half9_{c}") for c in range(cols)]
 
         def pair_up(job):
             if job.kind == "dense":
@@ -273,10 +281,10 @@ class PostProcessor(wiring.Component):
                 else:
                     m.d.sync += halves[g].eq(combine(*items) if len(items) == 2 else items[0])
         job_switch(control.tag.job, jobs, pair_up)
-        control = control.next(8)
-        pool_constants = carried(zip(("coef", "pool_bias"), pool_constants), 8)
+        control = control.next(9)
+        pool_constants = carried(zip(("coef", "pool_bias"), pool_constants), 9)
 
-        pooled = [Signal(signed(width + 2), name=f"pooled9_{c}") for c in range(cols)]
+        pooled = [Signal(signed(width + 2), name=f"pooled10_{c}") for c in range(cols)]
         if phases > 1:
             partial = data.ArrayLayout(signed(width + 2), groups)
             queue = [Signal(partial, name=f"partial_{r}") for r in range(plan.rows)]
@@ -306,48 +314,48 @@ class PostProcessor(wiring.Component):
                     m.d.comb += fresh[g].eq(value)
                 m.d.sync += pooled[g].eq(value)
         job_switch(control.tag.job, jobs, pool)
-        control = control.next(9)
-
-        # cycles 9 to 12: the subsampling arithmetic (other jobs pass their values on)
-        if sub_jobs:
-            coef, pool_bias = carried(zip(("coef", "pool_bias"), pool_constants), 9)
-            products = [register(pooled[g] * coef, f"product10_{g}") for g in range(groups)]
-            pool_bias = register(pool_bias, "pool_bias10")
-            pool_totals = [register(products[g] + pool_bias, f"pool_total11_{g}")
-                           for g in range(groups)]
-        passed = [register(value, f"pooled10_{c}") for c, value in enumerate(pooled)]
         control = control.next(10)
-        passed = [register(value, f"pooled11_{c}") for c, value in enumerate(passed)]
+
+        # cycles 10 to 13: the subsampling arithmetic (other jobs pass their values on)
+        if sub_jobs:
+            coef, pool_bias = carried(zip(("coef", "pool_bias"), pool_constants), 10)
+            products = [register(pooled[g] * coef, f"product11_{g}") for g in range(groups)]
+            pool_bias = register(pool_bias, "pool_bias11")
+            pool_totals = [register(products[g] + pool_bias, f"pool_total12_{g}")
+                           for g in range(groups)]
+        passed = [register(value, f"pooled11_{c}") for c, value in enumerate(pooled)]
         control = control.next(11)
+        passed = [register(value, f"pooled12_{c}") for c, value in enumerate(passed)]
+        control = control.next(12)
         pool_rounded = []
         if sub_jobs:
             pool_rounded_width = max(len(round_layer(pool_totals[0], job.pool))
                                      for job in sub_jobs) + 1
             pool_rounded = per_lane(pool_totals, lambda value, job: round_layer(value, job.pool),
-                                    signed(pool_rounded_width), "pool_rounded12", sub_jobs)
-        passed = [register(value, f"pooled12_{c}") for c, value in enumerate(passed)]
-        control = control.next(12)
-        final = [Signal(signed(width), name=f"final13_{c}") for c in range(cols)]
+                                    signed(pool_rounded_width), "pool_rounded13", sub_jobs)
+        passed = [register(value, f"pooled13_{c}") for c, value in enumerate(passed)]
+        control = control.next(13)
+        final = [Signal(signed(width), name=f"final14_{c}") for c in range(cols)]
         for c in range(cols):
             m.d.sync += final[c].eq(passed[c])
         if sub_jobs:
             for g in range(groups):
                 per_job(m.d.sync, final[g], sub_jobs,
                         lambda job, g=g: fit_layer(pool_rounded[g], job.pool))
-        control = control.next(13)
+        control = control.next(14)
 
-        # cycle 13: the subsampling table address; cycle 14: the word; cycle 15: the word
+        # cycle 14: the subsampling table address; cycle 15: the word; cycle 16: the word
         # registered alone, the outputs chosen between it and the value
         for g, port in enumerate(pool_lut_ports):
             per_job(m.d.comb, port.addr, pool_lut_jobs, lambda job, g=g: table_address(
                 pool_tables.base(job.pool.name), final[g], job.pool.pre_format))
-        final = [register(value, f"final14_{c}") for c, value in enumerate(final)]
-        control = control.next(14)
         final = [register(value, f"final15_{c}") for c, value in enumerate(final)]
-        pool_words = [register(port.data, f"pool_table_word15_{g}", reset_less=True)
-                      for g, port in enumerate(pool_lut_ports)]
         control = control.next(15)
-        out = [Signal(signed(width), name=f"out15_{c}") for c in range(cols)]
+        final = [register(value, f"final16_{c}") for c, value in enumerate(final)]
+        pool_words = [register(port.data, f"pool_table_word16_{g}", reset_less=True)
+                      for g, port in enumerate(pool_lut_ports)]
+        control = control.next(16)
+        out = [Signal(signed(width), name=f"out16_{c}") for c in range(cols)]
         for c in range(cols):
             m.d.comb += out[c].eq(final[c])
             if c < len(pool_words):

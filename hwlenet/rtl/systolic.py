@@ -41,7 +41,7 @@ class SystolicArray(wiring.Component):
     enter at the top, one per column, and move down. The array skews them itself: row ``r`` is
     delayed ``r`` cycles and column ``c`` by ``c``, so PE ``(r, c)`` sees the edge values of
     cycle ``e`` at ``e + r + c``. A ``capture`` flag ends a tile: row ``r`` is drained at
-    ``e + r + cols + 3`` (one row per cycle, on ``drain``; see :meth:`drain_latency`), with
+    ``e + r + cols + 4`` (one row per cycle, on ``drain``; see :meth:`drain_latency`), with
     the ``tag`` given alongside the capture.
     Requires a tile period of at least ``max(rows, cols + 1)`` cycles. The weight and operand
     skew registers, like the PEs' data registers, have no reset; the flags and tags do.
