@@ -575,8 +575,7 @@ def faultcheck(directory, faults, register_faults, seed, jobs, simulator, json_p
               help="nextpnr's placer (default: heap; static spreads a large design over the "
                    "whole die)")
 @click.option("--router", type=click.Choice(["router1", "router2"]), default=None,
-              help="nextpnr's router (default: router1 on the 25F targets, router2 on the "
-                   "45F and 85F)")
+              help="nextpnr's router (default: router1 on ECP5, nextpnr's own on iCE40)")
 @click.option("--dsp-registers/--no-dsp-registers", default=True, show_default=True,
               help="on ECP5, move the flip-flops around each multiplier into the DSP block's "
                    "own registers (the same behaviour, cycle for cycle)")

@@ -180,11 +180,15 @@ def test_wrapper_folds_every_bit_once_and_is_deterministic(trace):
     assert max(len(line) for line in text.splitlines()) <= 100
 
 
-def test_wrapper_registers_narrow_outputs_onto_pins_of_their_own():
-    ports = [Port("clk", "input", 1), Port("ready", "output", 1), Port("state", "output", 3)]
+def test_wrapper_registers_inputs_and_narrow_outputs():
+    ports = [Port("clk", "input", 1), Port("rst", "input", 1), Port("ready", "output", 1),
+             Port("state", "output", 3), Port("data", "input", 5)]
     text, summary = render_wrapper(ports, trace=False, version="9.9")
     assert summary["registered"] == {"ready": 1, "state": 3}
-    assert summary["folded"] == {} and summary["pins"] == 1 + 1 + 3
+    assert summary["registered_inputs"] == {"data": 5}
+    assert summary["folded"] == {} and summary["pins"] == 1 + 1 + 1 + 3 + 5
+    assert "reg [4:0] data_registered;" in text and "data_registered <= data;" in text
+    assert ".data(data_registered)" in text and ".clk(clk)" in text and ".rst(rst)" in text
     assert "output wire ready_registered," in text and ".ready(ready)" in text
     assert "output wire [2:0] state_registered" in text
     for bit in range(3):
@@ -618,7 +622,7 @@ def test_ecp5_through_the_cli(tmp_path, small_design):
     assert "DSP registers: operands of 0 and products of 1 of 1 multipliers" in result.stdout
     assert {entry["source"] for entry in resources.values()} == {"nextpnr"}
     assert report["fits"] is True and report["fmax_mhz"] > 50 and report["seed"] == 3
-    assert report["router"] == "router1"  # the 25F targets' own
+    assert report["router"] == "router1"  # the ECP5 targets' own
     log = (small_design / "synth" / "ecp5-25f" / "nextpnr.log").read_text()
     assert "Setting up routing queue" in log and "Running router2" not in log
     assert report["images_per_second"] == pytest.approx(report["fmax_mhz"] * 1e6 / 250)

@@ -464,10 +464,9 @@ def synthesize(directory, *, target, trace=False, seed=1, frequency_mhz=None, pl
         nextpnr's placer (default: nextpnr's own, heap). On an ECP5-45F the heap placer packs
         the 8x8 array into two thirds of the die; ``static`` spreads it over the whole die.
     router : {"router1", "router2"}, optional
-        nextpnr's router (default: the target's; ``router1`` on the 25F targets, where it routed
-        4x4 designs that ``router2`` did not and reached a higher Fmax, ``router2`` on the
-        45F and 85F, where it converges on the 8x8 array and ``router1`` takes over half an
-        hour).
+        nextpnr's router (default: the target's; ``router1`` on ECP5, where it routed designs
+        that ``router2`` did not, 4x4 on the 25F and 8x8 on the 45F, and reached a higher Fmax;
+        nextpnr's own on iCE40).
     dsp_registers : bool
         On ECP5, move the flip-flops around each multiplier into the DSP block's own input and
         output registers before placement (:func:`hwlenet.synth.dsp.absorb_dsp_registers`;

@@ -97,8 +97,7 @@ def _ecp5_resources(luts, multipliers, block_rams, io):
     )
 
 
-def _ecp5(name, device, flag, luts, multipliers, block_rams, io, package="CABGA381", speed="6",
-          router="router2"):
+def _ecp5(name, device, flag, luts, multipliers, block_rams, io, package="CABGA381", speed="6"):
     return Target(
         name=name, family="ecp5", device=device, package=package, speed_grade=speed,
         yosys_script="synth_ecp5 -top {top} -json {netlist}",
@@ -108,7 +107,11 @@ def _ecp5(name, device, flag, luts, multipliers, block_rams, io, package="CABGA3
         frequency_mhz=125.0,
         resources=_ecp5_resources(luts, multipliers, block_rams, io),
         global_buffer=GlobalBuffer("DCCA", "CLKI", "CLKO", (("CE", "1'b1"),)),
-        router=router,
+        # router1: on the 4x4 accelerator it routed designs where router2 did not converge,
+        # and reached 97 to 100 MHz where router2 reached 85 to 88; on a 45F, router2 stopped
+        # on the 8x8 accelerator's route from the reset to its global buffer, which router1
+        # routed (with the rest, in 15 to 25 minutes).
+        router="router1",
     )
 
 
@@ -116,17 +119,13 @@ def _ecp5(name, device, flag, luts, multipliers, block_rams, io, package="CABGA3
 TARGETS = {
     target.name: target
     for target in (
-        # router1 on the 25F: on the 4x4 accelerator it routed designs where router2 did not
-        # converge, and reached 97 to 100 MHz where router2 reached 85 to 88. router2 on the
-        # larger parts: router1 spent over half an hour on the last thousand congested arcs of
-        # the 8x8 accelerator on a 45F, where router2 converged.
-        _ecp5("ecp5-25f", "LFE5U-25F", "--25k", 24288, 28, 56, 197, router="router1"),
+        _ecp5("ecp5-25f", "LFE5U-25F", "--25k", 24288, 28, 56, 197),
         _ecp5("ecp5-45f", "LFE5U-45F", "--45k", 43848, 72, 108, 245),
         _ecp5("ecp5-85f", "LFE5U-85F", "--85k", 83640, 156, 208, 365),
         # The OrangeCrab's part, LFE5U-25F-8MG285C: the 25F in its CSFBGA285 package at the
         # fastest speed grade (the ULX3S-25F carries the -6 CABGA381 part of ecp5-25f).
         _ecp5("orangecrab", "LFE5U-25F", "--25k", 24288, 28, 56, 197, package="CSFBGA285",
-              speed="8", router="router1"),
+              speed="8"),
         Target(
             name="ice40-up5k", family="ice40", device="iCE40UP5K", package="sg48",
             speed_grade=None,
