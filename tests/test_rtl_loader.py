@@ -56,8 +56,9 @@ def simulate(plan, images, last, holds, rng):
                 position += 1
                 offered = False
                 if position % plan.image_pixels == 0:
-                    # visible next cycle; released when due and the oldest
-                    due.append(number + 1 + holds[position // plan.image_pixels - 1])
+                    # visible LATENCY cycles later; released when due and the oldest
+                    due.append(number + InputLoader.LATENCY
+                               + holds[position // plan.image_pixels - 1])
             await ctx.tick()
         ctx.set(dut.pixels.valid, 0)
         ctx.set(dut.images.release, 0)
@@ -82,9 +83,10 @@ def test_pixels_land_in_alternating_copies(plans, name, rows, cols, count):
     """Every accepted pixel is written once, the cycle after it is accepted, to bank
     ``bank(y + pad, x + pad)``, row ``address(c, y + pad, x + pad, copy)`` of copy
     ``image % 2``, and nothing else is written; the banks modelled from the captured writes
-    hold each image; ``full``/``last`` follow a queue of the two copies (a copy is full
-    ``LATENCY`` cycles after its last pixel, empty the cycle after its release, oldest first)
-    and ``ready`` is low exactly while the copy to fill is full."""
+    hold each image; ``full``/``last`` follow a queue of the two copies, a cycle late (a copy
+    is full ``LATENCY`` cycles after its last pixel, empty two cycles after its release,
+    oldest first), and ``ready`` is low exactly while the copy to fill is full in the queue
+    (the loader's own flags, a cycle ahead of ``full``)."""
     plan = plans(name, rows, cols)
     rng = np.random.default_rng(rows * 100 + cols * 10 + count)
     images = rng.integers(0, 256, (count, *plan.image_shape))
@@ -98,7 +100,7 @@ def test_pixels_land_in_alternating_copies(plans, name, rows, cols, count):
     cycles = simulate(plan, images, last, holds, rng)
     pad = plan.conv_jobs[0].layer.padding
     channels, height, width = plan.image_shape
-    assert InputLoader.LATENCY == 1
+    assert InputLoader.LATENCY == 2
 
     # the writes, cycle by cycle
     expected = []
@@ -131,12 +133,14 @@ def test_pixels_land_in_alternating_copies(plans, name, rows, cols, count):
             for y in range(height)] for c in range(channels)])
         np.testing.assert_array_equal(held, images[image])
 
-    # the two copies' occupancy, per cycle, against a queue of full copies
+    # the two copies' occupancy, per cycle, against a queue of full copies a cycle earlier
     queue, flags, accepted = [], [0, 0], 0
+    shown, shown_flags = [], [0, 0]
     for number, cycle in enumerate(cycles):
-        assert cycle["full"] == sum(1 << copy for copy in queue), number
-        for copy in queue:
-            assert (cycle["last"] >> copy) & 1 == flags[copy], number
+        assert cycle["full"] == sum(1 << copy for copy in shown), number
+        for copy in shown:
+            assert (cycle["last"] >> copy) & 1 == shown_flags[copy], number
+        shown, shown_flags = list(queue), list(flags)
         filling = accepted // plan.image_pixels % 2
         assert cycle["ready"] == (filling not in queue), number
         if cycle["release"]:

@@ -161,7 +161,7 @@ def test_writes_follow_the_documented_formulas(plans, name, rows, cols, lanes):
     rng = np.random.default_rng(rows * 100 + cols * 10 + lanes)
     outputs = random_outputs(plan, rng, 400)
     captured = simulate(plan, outputs)
-    assert BufferWriter.LATENCY == 4
+    assert BufferWriter.LATENCY == 5
     layers = plan.qmodel.layers
     for cycle, (output, got) in enumerate(zip(outputs, captured)):
         writes, (store_valid, finish), trace = expected_writes(plan, output)

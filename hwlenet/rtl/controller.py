@@ -48,6 +48,11 @@ class Controller(wiring.Component):
     post-processor reports that job done (``done``). A batch ends after ``cols`` images or
     after an image marked last. The final job also waits for the result streamer to be idle.
 
+    For timing, the tile position (step, phase, block, row tile) is put back to the first tile
+    in every cycle that is not issuing, whatever comes next, and the tile-end decisions read
+    registered comparisons (valid from a tile's second cycle on, as ``tile_period >= 2``): the
+    position registers' enables depend only on the state and those registers.
+
     Parameters
     ----------
     plan : HardwarePlan
@@ -143,23 +148,24 @@ class Controller(wiring.Component):
             m.d.sync += [block.eq(0), window_row.eq(0), window_col.eq(0), base.eq(0),
                          phase.eq(0)]
 
-        def start_job(index=None):
-            """Start job ``index`` (an integer; by default the current one) at its first tile."""
-            first_block()
-            m.d.sync += [row_tile.eq(0), step.eq(0)]
-            if index is not None:
-                set_job(index)
+        # ``step == last_step`` and the last phase, block and row tile, registered
+        at_last_step, at_last_phase, at_last_block, at_last_rtile = (
+            Signal(name=name) for name in ("at_last_step", "at_last_phase", "at_last_block",
+                                           "at_last_rtile"))
+        m.d.sync += [at_last_phase.eq(last_phase), at_last_block.eq(last_block),
+                     at_last_rtile.eq(last_rtile), at_last_step.eq(0)]
+        at_last_tile = at_last_phase & at_last_block & at_last_rtile
 
         def start_image(next_image):
             """Go to the first conv job of ``next_image`` now if it is loaded."""
             with m.If(self.images.full.bit_select(next_image[0], 1)):
                 m.d.sync += last_image.eq(self.images.last.bit_select(next_image[0], 1))
-                start_job(conv[0].index)
+                set_job(conv[0].index)
                 m.next = "RUN"
             with m.Else():
                 m.next = "WAIT_IMAGE"
 
-        with m.FSM(init="WAIT_IMAGE"):
+        with m.FSM(init="WAIT_IMAGE") as fsm:
             with m.State("WAIT_IMAGE"):
                 start_image(image)
             with m.State("RUN"):
@@ -173,13 +179,14 @@ class Controller(wiring.Component):
                 with m.If(step == 0):
                     m.d.sync += [pending.eq(1), pending_tag.eq(current_tag)]
                 m.d.sync += step.eq(step + 1)
-                with m.If(step == limits["last_step"]):
-                    m.d.sync += step.eq(0)
-                    with m.If(last_tile):
+                m.d.sync += at_last_step.eq(step + 1 == limits["last_step"])
+                with m.If(at_last_step):
+                    m.d.sync += [step.eq(0), at_last_step.eq(0)]
+                    with m.If(at_last_tile):
                         m.next = "FLUSH"
-                    with m.Elif(~last_phase):
+                    with m.Elif(~at_last_phase):
                         m.d.sync += phase.eq(phase + 1)
-                    with m.Elif(~last_block):
+                    with m.Elif(~at_last_block):
                         m.d.sync += [phase.eq(0), block.eq(block + 1),
                                      window_col.eq(next_window_col),
                                      window_row.eq(window_row + wraps),
@@ -215,6 +222,8 @@ class Controller(wiring.Component):
             with m.State("BARRIER"):
                 blocked = (job == dense[-1].index) & self.streamer_busy
                 with m.If((outstanding == 0) & ~blocked):
-                    start_job()
                     m.next = "RUN"
+        with m.If(~fsm.ongoing("RUN")):
+            first_block()
+            m.d.sync += [row_tile.eq(0), step.eq(0)]
         return m

@@ -33,17 +33,19 @@ class InputLoader(wiring.Component):
     ``t`` is on its bank's port in cycle ``t + 1``.
 
     A pixel is accepted (``ready``) while the copy being filled is not full; the image's last
-    pixel marks the copy full, so its image is visible on ``images`` the next cycle
-    (``LATENCY = 1``), as its last pixel is written; no job reads it sooner than the
-    :class:`OperandFeeder`'s address stages later. Each ``release`` empties the oldest full
-    copy the next cycle.
+    pixel marks the copy full in the loader's own flags the next cycle, and ``images`` shows
+    those flags registered once more (``LATENCY = 2``), so that the handshake's loop
+    (``full`` -> ``ready`` -> ``full``) stays beside the loader while the consumer, which may
+    sit across the device, gets a register of its own. No job reads an image sooner than the
+    :class:`OperandFeeder`'s address stages after it is visible. Each ``release`` empties the
+    oldest full copy in the loader's flags the next cycle, on ``images`` the cycle after.
 
     Parameters
     ----------
     plan : HardwarePlan
     """
 
-    LATENCY = 1
+    LATENCY = 2
 
     def __init__(self, *, plan):
         self.plan = plan
@@ -68,8 +70,10 @@ class InputLoader(wiring.Component):
         pixel_y = Signal(range(height))
         filling = Signal()
         releasing = Signal()
+        full, last = Signal(2), Signal(2)
+        m.d.sync += [self.images.full.eq(full), self.images.last.eq(last)]
         accept = self.pixels.valid & self.pixels.ready
-        m.d.comb += self.pixels.ready.eq(~self.images.full.bit_select(filling, 1))
+        m.d.comb += self.pixels.ready.eq(~full.bit_select(filling, 1))
 
         # registered, so that the address arithmetic and the banks' block RAMs, spread over
         # the device, are a cycle apart
@@ -96,8 +100,7 @@ class InputLoader(wiring.Component):
             m.d.sync += releasing.eq(~releasing)
         for copy in range(2):
             with m.If(image_done & (filling == copy)):
-                m.d.sync += [self.images.full[copy].eq(1),
-                             self.images.last[copy].eq(self.pixels.payload.last)]
+                m.d.sync += [full[copy].eq(1), last[copy].eq(self.pixels.payload.last)]
             with m.If(self.images.release & (releasing == copy)):
-                m.d.sync += self.images.full[copy].eq(0)
+                m.d.sync += full[copy].eq(0)
         return m

@@ -26,6 +26,7 @@ from amaranth.utils import ceil_log2
 from ..errors import HwlenetError
 from .arith import divmod_constant, scaled
 from .feeder import OperandFeeder
+from .loader import InputLoader
 from .postproc import PostProcessor
 from .rom import block_ram_piece_depth, piece_count
 from .streamer import ResultStreamer
@@ -385,7 +386,8 @@ class HardwarePlan:
         """Exact cycles of a run of ``images`` images, from the first pixel accepted to the last
         result delivered, with pixels and results never stalled.
 
-        The first image streams in (:attr:`image_pixels` cycles, plus one to see it loaded);
+        The first image streams in (:attr:`image_pixels` cycles, plus
+        :attr:`InputLoader.LATENCY` to see it loaded);
         then each batch runs its jobs back to back with :attr:`barrier` idle cycles before
         every job that reads the previous job's results; the last results drain through the
         array, the post-processor, the writer and the result streamer and leave one per cycle.
@@ -400,7 +402,7 @@ class HardwarePlan:
             raise HwlenetError(f"cycles are predicted for a run of at least 1 image, not "
                                f"{images!r}")
         conv, dense = self.conv_jobs, self.dense_jobs
-        total = self.image_pixels + 1
+        total = self.image_pixels + InputLoader.LATENCY
         remaining = images
         while remaining > 0:
             batch = min(self.batch, remaining)

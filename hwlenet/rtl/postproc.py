@@ -66,8 +66,8 @@ class PostProcessor(wiring.Component):
     cycle  what is registered at its start (the row arrives at cycle 0)
     =====  ================================================================================
     1      the bias, coefficient and subsampling-bias ROMs' addresses (the ROMs are read)
-    2      the ROM words
-    3      the ROM words again, alone (a block RAM's output register)
+    2      the ROM words; the lane mask's tests, from the channel and tag of cycle 1
+    3      the ROM words again, alone (a block RAM's output register); the lane mask
     4      ``v = acc + bias``
     5      ReLU and the rounded shift
     6      saturation or wrap: ``r``; the activation table is addressed
@@ -144,9 +144,11 @@ class PostProcessor(wiring.Component):
                 self.done, self.lanes = done, lanes
 
             def next(self, cycle):
-                return Control(*(register(value, f"{name}{cycle}") for name, value in (
-                    ("valid", self.valid), ("channel", self.channel), ("tag", self.tag),
-                    ("done", self.done), ("lanes", self.lanes))))
+                return Control(*(None if value is None else register(value, f"{name}{cycle}")
+                                 for name, value in (
+                                     ("valid", self.valid), ("channel", self.channel),
+                                     ("tag", self.tag), ("done", self.done),
+                                     ("lanes", self.lanes))))
 
         biases = plan.bias_rom()
         bias_port = rom(biases).read_port()
@@ -184,27 +186,31 @@ class PostProcessor(wiring.Component):
                              pool_bias_addr.eq(pool_biases.base(job.pool.name) + channel)]
         job_switch(tag.job, jobs, constants)
 
-        lane_valid = Signal(cols)
-
-        def lanes(job):
-            maps = job.layer.out_shape[0]
-            if job.kind == "conv":
-                for g in range(groups):
-                    m.d.comb += lane_valid[g].eq(
-                        (channel < maps) & (scaled(tag.block, groups) + g < job.pooled_size)
-                        & (tag.phase == phases - 1))
-            else:
-                for c in range(cols):
-                    m.d.comb += lane_valid[c].eq((channel < maps) & (c < tag.count))
-        job_switch(tag.job, jobs, lanes)
-
         done = self.drain.valid & tag.last & (self.drain.row == plan.rows - 1)
-        control = Control(self.drain.valid, channel, tag, done, lane_valid).next(1)
+        control = Control(self.drain.valid, channel, tag, done, None).next(1)
         acc = [register(self.drain.acc[c], f"acc1_{c}") for c in range(cols)]
 
-        # cycle 1: the ROMs are read; cycle 2: their words come out and are registered alone
-        # (synthesis can move such a register into a block RAM's output register)
+        # cycle 1: the ROMs are read; the lane mask's tests are registered from the registered
+        # channel and tag (so that no arithmetic of cycle 0 lies on their route); cycle 2: the
+        # ROMs' words come out and are registered alone (synthesis can move such a register
+        # into a block RAM's output register), and the tests are combined
+        tag, channel = control.tag, control.channel
+        channel_ok, phase_ok, lane_ok = Signal(), Signal(), Signal(cols)
+        m.d.sync += lane_ok.eq(0)
+
+        def lane_tests(job):
+            maps = job.layer.out_shape[0]
+            m.d.sync += channel_ok.eq(channel < maps)
+            if job.kind == "conv":
+                m.d.sync += phase_ok.eq(tag.phase == phases - 1)
+                m.d.sync += [lane_ok[g].eq(scaled(tag.block, groups) + g < job.pooled_size)
+                             for g in range(groups)]
+            else:
+                m.d.sync += phase_ok.eq(1)
+                m.d.sync += [lane_ok[c].eq(c < tag.count) for c in range(cols)]
+        job_switch(tag.job, jobs, lane_tests)
         control = control.next(2)
+        control.lanes = lane_ok & (channel_ok & phase_ok).replicate(cols)
         acc = [register(value, f"acc2_{c}") for c, value in enumerate(acc)]
         control = control.next(3)
         acc = [register(value, f"acc3_{c}") for c, value in enumerate(acc)]

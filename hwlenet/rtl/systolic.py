@@ -117,23 +117,25 @@ class SystolicArray(wiring.Component):
         # capture has finished and zero elsewhere (a register beside the row); then the rows'
         # kept values are ORed into ``drain``. At most one row finishes per cycle (rows drain
         # on consecutive cycles and a tile lasts at least ``rows`` cycles), so the OR is that
-        # row's results: no select signal crosses the whole array.
+        # row's results: no select signal crosses the whole array. For the same reason the
+        # row number and the tag follow from row 0 alone: the tag is kept when row 0
+        # finishes, and the row number counts up from 0 then (it means nothing while no row
+        # is finishing, ``drain.valid`` low).
         settle = ProcessingElement.RESULT_LATENCY - ProcessingElement.LATENCY
         finished = [delayed(pes[r][cols - 1].flags_out.capture, settle, f"finished{r}")
                     for r in range(rows)]
         tag_at_exit = delayed(self.edge.tag, cols + settle, "tag")
-        held_tag = Signal.like(self.edge.tag)
-        with m.If(finished[0]):
-            m.d.sync += held_tag.eq(tag_at_exit)
         kept = [Signal.like(self.drain.acc, name=f"kept{r}", reset_less=True)
                 for r in range(rows)]
         kept_finished = Signal(rows)
         kept_row = Signal.like(self.drain.row)
         kept_tag = Signal.like(self.edge.tag)
+        m.d.sync += kept_row.eq(kept_row + 1)
+        with m.If(finished[0]):
+            m.d.sync += [kept_row.eq(0), kept_tag.eq(tag_at_exit)]
         for r in range(rows):
             with m.If(finished[r]):
                 m.d.sync += [kept[r][c].eq(pes[r][c].result) for c in range(cols)]
-                m.d.sync += [kept_row.eq(r), kept_tag.eq(tag_at_exit if r == 0 else held_tag)]
             with m.Else():
                 m.d.sync += kept[r].as_value().eq(0)
         m.d.sync += kept_finished.eq(Cat(finished))

@@ -32,12 +32,14 @@ def trace_layout(plan):
 
 
 class BufferWriter(wiring.Component):
-    """Writes the post-processor's outputs in four registered stages (``LATENCY = 4``: the
-    writes, ``store`` and ``trace`` follow four cycles after the outputs appear). The first
-    three register the outputs with every lane's buffer position (the address arithmetic: the
-    window's place in the pooled row, its row pair in the buffer, then the buffer's bank and
-    row, :meth:`FeatureBuffer.pair` and :meth:`FeatureBuffer.place`); the fourth steers each
-    value to its bank's port (for timing: one step each):
+    """Writes the post-processor's outputs in five registered stages (``LATENCY = 5``: the
+    writes, ``store`` and ``trace`` follow five cycles after the outputs appear). The first
+    only registers the outputs, so that the route from the post-processor to the writer's
+    address arithmetic is a cycle of its own; the next three register the outputs with every
+    lane's buffer position (the address arithmetic: the window's place in the pooled row, its
+    row pair in the buffer, then the buffer's bank and row, :meth:`FeatureBuffer.pair` and
+    :meth:`FeatureBuffer.place`); the last steers each value to its bank's port (for timing:
+    one step each):
 
     * the first conv job's pooled outputs into the middle feature buffer, at
       ``(channel, py + pad, px + pad)`` for lane ``g``, ``(py, px)`` being window
@@ -50,7 +52,7 @@ class BufferWriter(wiring.Component):
     * the last dense job's to the result streamer (``store``), with ``finish`` on its ``done``.
 
     ``trace`` shows every value written, with its layer, image and element index. ``done``
-    repeats the outputs' ``done`` ``LATENCY - 1`` cycles later, from the third stage: a job's
+    repeats the outputs' ``done`` ``LATENCY - 1`` cycles later, from the fourth stage: a job's
     last writes land before a job that waits for it can read them, as they did when the
     post-processor's ``done`` was waited for and the writer had one stage.
 
@@ -59,7 +61,7 @@ class BufferWriter(wiring.Component):
     plan : HardwarePlan
     """
 
-    LATENCY = 4
+    LATENCY = 5
 
     def __init__(self, *, plan):
         self.plan = plan
@@ -97,7 +99,7 @@ class BufferWriter(wiring.Component):
         for previous, stage in zip(stages, stages[1:]):
             m.d.sync += [getattr(stage, name).eq(getattr(previous, name))
                          for name in signature.members]
-        arriving, early, middle, source = stages
+        _, arriving, early, middle, source = stages
         trace = Signal(trace_layout(plan))
         store = store_signature(plan).create(path=("store_next",))
         m.d.sync += self.trace.eq(trace)
