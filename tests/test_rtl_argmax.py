@@ -53,7 +53,7 @@ def test_best_is_the_lowest_index_of_the_extreme(count, shape, select):
     rng = np.random.default_rng(count * 100 + Shape.cast(shape).width + (select == "min"))
     stream, values, orders = random_searches(rng, count, shape, 12, select)
     dut = RunningArgmax(count=count, shape=shape, select=select)
-    assert dut.LATENCY == 1
+    assert dut.LATENCY == 2
     observed = []
 
     async def bench(ctx):
@@ -64,7 +64,9 @@ def test_best_is_the_lowest_index_of_the_extreme(count, shape, select):
             observed.append((ctx.get(dut.best), ctx.get(dut.best_value)))
             await ctx.tick()
         ctx.set(dut.valid, 0)
-        observed.append((ctx.get(dut.best), ctx.get(dut.best_value)))
+        for _ in range(dut.LATENCY):
+            observed.append((ctx.get(dut.best), ctx.get(dut.best_value)))
+            await ctx.tick()
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)

@@ -1,8 +1,11 @@
+import dataclasses
+
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
 from hwlenet.checkpoint import resolve_model
+from hwlenet.quant.artifact import QLayer
 from hwlenet.quant.quantize import quantize_model
 from hwlenet.rtl.plan import plan_hardware
 from hwlenet.rtl.postproc import PostProcessor
@@ -11,6 +14,28 @@ from hwlenet.sim.kernels import requantize_array
 CALIBRATION = np.random.default_rng(1).integers(0, 256, (32, 28, 28), dtype=np.uint8)
 TAG_FIELDS = ("job", "row_tile", "block", "window_row", "window_col", "phase", "image", "slot",
               "count", "last")
+
+
+def quantized(name, bits):
+    """A shipped model, or ``lenet5-classic-maxpool``: the classic model with max pooling in
+    place of its subsampling layers, and the convolutions' tanh tables reversed (decreasing),
+    so that the maximum must compare the tables' words, not their indices."""
+    qmodel = quantize_model(resolve_model(name.removesuffix("-maxpool"))[0], CALIBRATION, bits,
+                            bits)
+    if not name.endswith("-maxpool"):
+        return qmodel
+    layers = list(qmodel.layers)
+    for position, layer in enumerate(layers):
+        if layer.kind == "subsample":
+            source = layers[position - 1].output_format
+            assert layer.output_format == source
+            layers[position] = QLayer(layer.name, "maxpool", layer.in_shape, layer.out_shape,
+                                      source, source)
+            conv = layers[position - 1]
+            layers[position - 1] = dataclasses.replace(conv, lut=conv.lut[::-1].copy())
+    qmodel = dataclasses.replace(qmodel, layers=layers)
+    qmodel.validate()
+    return qmodel
 
 
 def activate(layer, acc):
@@ -91,7 +116,7 @@ def make_stimuli(plan, rng):
     return stimuli
 
 
-@pytest.mark.parametrize("name", ["lenet5-classic", "lenet5-relu"])
+@pytest.mark.parametrize("name", ["lenet5-classic", "lenet5-relu", "lenet5-classic-maxpool"])
 @pytest.mark.parametrize("bits,rows,cols,lanes", [
     (8, 8, 8, 4), (6, 4, 8, 4), (8, 3, 4, 4), (8, 5, 16, 4), (8, 3, 5, 1), (7, 4, 6, 2),
     (8, 1, 1, 1), (8, 2, 3, 2)])
@@ -99,8 +124,7 @@ def test_postprocessor_matches_numba(name, bits, rows, cols, lanes):
     """Values, lane masks (channels past the layer, pooled columns past its width, images
     past a partial batch, phases before the last), channels, tags and ``done`` against the
     Python model."""
-    qmodel = quantize_model(resolve_model(name)[0], CALIBRATION, bits, bits)
-    plan = plan_hardware(qmodel, rows, cols, window_lanes=lanes)
+    plan = plan_hardware(quantized(name, bits), rows, cols, window_lanes=lanes)
     dut = PostProcessor(plan=plan)
     stimuli = make_stimuli(plan, np.random.default_rng(bits * 1000 + rows * 100 + cols * 10
                                                        + lanes))

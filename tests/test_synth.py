@@ -25,6 +25,7 @@ from click.testing import CliRunner
 
 from hwlenet.cli import main
 from hwlenet.errors import HwlenetError
+from hwlenet.rtl.attributes import REPLICA, replica
 from hwlenet.synth import TARGETS, get_target, synthesize
 from hwlenet.synth import flow as synth_flow
 from hwlenet.synth.flow import (cell_counts, critical_path, cycles_per_image,
@@ -56,12 +57,14 @@ class MultiplyAccumulate(wiring.Component):
     registers have a reset; the products' have one unless ``product_reset`` is false (then an
     ECP5 DSP block can hold them). With ``rom_depth`` words of 16-bit ROM (a block RAM), the
     word at the running total is registered with no reset (the block can hold it) and added
-    too."""
+    too. With ``copies``, the total is also summed from that many registered copies marked
+    :data:`~hwlenet.rtl.attributes.REPLICA` and that many unmarked ones."""
 
-    def __init__(self, *, multipliers=1, product_reset=True, rom_depth=0):
+    def __init__(self, *, multipliers=1, product_reset=True, rom_depth=0, copies=0):
         self.multipliers = multipliers
         self.product_reset = product_reset
         self.rom_depth = rom_depth
+        self.copies = copies
         super().__init__({"pixels": In(stream.Signature(9)),
                           "results": Out(stream.Signature(20)), "trace": Out(16)})
 
@@ -92,17 +95,20 @@ class MultiplyAccumulate(wiring.Component):
             m.d.sync += self.results.valid.eq(1)
         with m.Elif(self.results.ready):
             m.d.sync += self.results.valid.eq(0)
-        m.d.comb += [self.results.payload.eq(total), self.trace.eq(pixel_sum)]
+        copies = [Signal(20, name=f"copy{index}", attrs=replica() if index % 2 else None)
+                  for index in range(2 * self.copies)]
+        m.d.sync += [copy.eq(total) for copy in copies]
+        m.d.comb += [self.results.payload.eq(sum(copies, total)), self.trace.eq(pixel_sum)]
         return m
 
 
 def small_export(folder, multipliers=1, batch_cycles=1000, cols=4, product_reset=True,
-                 rom_depth=0):
+                 rom_depth=0, copies=0):
     """An export folder in emit-verilog's form (Amaranth Verilog of ``hwlenet_top`` and a
     manifest) holding :class:`MultiplyAccumulate`."""
     folder.mkdir(parents=True, exist_ok=True)
     design = MultiplyAccumulate(multipliers=multipliers, product_reset=product_reset,
-                                rom_depth=rom_depth)
+                                rom_depth=rom_depth, copies=copies)
     (folder / "hwlenet_top.v").write_text(
         verilog.convert(design, name="hwlenet_top", emit_src=False))
     (folder / "manifest.json").write_text(json.dumps(
@@ -484,6 +490,18 @@ def test_generic_removes_the_trace_logic_unless_asked(small_design):
     folder = small_design / "synth" / "generic"
     assert json.loads((folder / "report.json").read_text())["trace"] is True
     assert sorted(path.name for path in folder.iterdir()) == traced["files"]
+
+
+@needs_yosys
+def test_replica_flip_flops_are_kept(tmp_path, small_design):
+    """Six equal 20-bit registers, three of them marked as replicas: the three marked ones stay
+    apart, and the unmarked ones are merged into them."""
+    plain = synthesize(small_design, target="generic")
+    copied = synthesize(small_export(tmp_path / "copies", product_reset=False, copies=3),
+                        target="generic")
+    assert copied["flip_flops"] - plain["flip_flops"] == 3 * 20
+    script = (tmp_path / "copies" / "synth" / "generic" / "synth.ys").read_text()
+    assert f"a:{REPLICA}" in script
 
 
 def test_placer_and_router_are_checked(small_design):

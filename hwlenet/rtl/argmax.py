@@ -1,6 +1,6 @@
 """A running argmax (or argmin) over a stream of (index, value) pairs."""
 
-from amaranth.hdl import Module, Shape
+from amaranth.hdl import Module, Shape, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -18,7 +18,9 @@ class RunningArgmax(wiring.Component):
     Each cycle with ``valid``: if ``index == 0`` the pair starts a new search; otherwise it
     replaces the best pair when it is better (``value > best_value`` for ``max``,
     ``value < best_value`` for ``min``), or when ``value == best_value`` and ``index < best``.
-    ``best`` and ``best_value`` show the result ``LATENCY = 1`` cycle later.
+    The pair is registered first (so the route from its source, which may be placed beside
+    other readers, ends at a register and not in the comparison), and ``best`` and
+    ``best_value`` show the result ``LATENCY = 2`` cycles later.
 
     Parameters
     ----------
@@ -30,7 +32,7 @@ class RunningArgmax(wiring.Component):
         Which extreme to track (default ``max``).
     """
 
-    LATENCY = 1
+    LATENCY = 2
 
     def __init__(self, *, count, shape, select="max"):
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
@@ -50,9 +52,11 @@ class RunningArgmax(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        strictly = (self.value > self.best_value if self.select == "max"
-                    else self.value < self.best_value)
-        better = strictly | ((self.value == self.best_value) & (self.index < self.best))
-        with m.If(self.valid & ((self.index == 0) | better)):
-            m.d.sync += [self.best.eq(self.index), self.best_value.eq(self.value)]
+        valid, index, value = (Signal.like(port, name=f"{port.name}_registered")
+                               for port in (self.valid, self.index, self.value))
+        m.d.sync += [valid.eq(self.valid), index.eq(self.index), value.eq(self.value)]
+        strictly = value > self.best_value if self.select == "max" else value < self.best_value
+        better = strictly | ((value == self.best_value) & (index < self.best))
+        with m.If(valid & ((index == 0) | better)):
+            m.d.sync += [self.best.eq(index), self.best_value.eq(value)]
         return m

@@ -8,6 +8,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .arith import divmod_constant, scaled
+from .attributes import replica
 from .controller import issue_signature
 from .postproc import tile_tag_layout
 from .rom import BankedRom
@@ -48,9 +49,10 @@ class OperandFeeder(wiring.Component):
     1      the token
     2      the k-tables' addresses, which address the k-table ROMs, and the weight tile's
            first word
-    3      the weight ROM's address (the first word plus ``k``)
-    4      the same address again; the k-table words (out at cycle 3); each window's origin
-           ``base + copy * copy_words + wraps * wrap_rows``
+    3      the weight ROM's address (the first word plus ``k``); the parts of each window's
+           origin, ``base + copy * copy_words`` and ``wraps * wrap_rows``
+    4      the same address again; the k-table words (out at cycle 3); each window's origin,
+           their sum
     5      the weight ROM's address a third time, which addresses the
            :class:`~hwlenet.rtl.rom.BankedRom` (it reaches every block RAM of the ROM); each
            window's k-table row plus its origin; the case (lane, ``ky`` parity, phase) that
@@ -196,30 +198,33 @@ class OperandFeeder(wiring.Component):
         # cycle 5: every bank's read address and every column's bank, registered
         addresses = {}
 
-        def read_address(port, name):
-            address = Signal.like(port.addr, name=name)
+        def read_address(port, name, attrs=None):
+            address = Signal.like(port.addr, name=name, attrs=attrs)
             addresses[name] = (port, address)
             return address
 
         input_rows = [read_address(port, f"input_addr6_{b}") for b, port in
                       enumerate(self.input_read)]
         mid_rows = [read_address(port, f"mid_addr6_{b}") for b, port in enumerate(self.mid_read)]
-        dense_rows = [[read_address(port, f"dense{d}_addr6_{c}") for c, port in enumerate(ports)]
+        # one copy of a dense buffer's address per column, each beside that column's LUT RAM
+        dense_rows = [[read_address(port, f"dense{d}_addr6_{c}", replica())
+                       for c, port in enumerate(ports)]
                       for d, ports in enumerate(self.dense_read)]
         conv_rows = {conv[0].index: input_rows, conv[1].index: mid_rows}
         banks = plan.input_buffer.banks
         bank6 = [Signal(range(banks), name=f"column_bank6_{c}") for c in range(cols)]
         for job in conv:
             buffer, _ = conv_reads[job.index]
-            # cycle 3: each window's origin, which depends on the token alone; cycle 4: the
-            # k-table row added to it
-            copy = scaled(token3.copy, buffer.copy_words) if buffer.copies > 1 else 0
+            # cycle 2: the parts of each window's origin, which depends on the token alone;
+            # cycle 3: the origin; cycle 4: the k-table row added to it
+            copy = scaled(token2.copy, buffer.copy_words) if buffer.copies > 1 else 0
+            start = register(token2.base + copy, f"start3_{job.layer.name}")
             window_rows = []
             for g in range(plan.windows):
-                wraps, _ = divmod_constant(token3.window_col + g, job.pooled_width,
+                wraps, _ = divmod_constant(token2.window_col + g, job.pooled_width,
                                            job.pooled_width + plan.windows)
-                origin = register(token3.base + copy + scaled(wraps, job.wrap_rows),
-                                  f"origin4_{job.layer.name}_{g}")
+                wrapped = register(scaled(wraps, job.wrap_rows), f"wrapped3_{job.layer.name}_{g}")
+                origin = register(start + wrapped, f"origin4_{job.layer.name}_{g}")
                 window_rows.append(register(entry.row + origin,
                                             f"window_row5_{job.layer.name}_{g}"))
             with m.If(token5.job == job.index), m.Switch(placement):

@@ -60,7 +60,7 @@ class PostProcessor(wiring.Component):
 
     Every step is registered, with one adder, comparator chain or multiplier between
     registers and every ROM read registered before use (for timing), so outputs appear
-    ``LATENCY = 16`` cycles after the row arrives, for one cycle:
+    ``LATENCY = 17`` cycles after the row arrives, for one cycle:
 
     =====  ================================================================================
     cycle  what is registered at its start (the row arrives at cycle 0)
@@ -72,15 +72,18 @@ class PostProcessor(wiring.Component):
     5      ReLU and the rounded shift
     6      saturation or wrap: ``r``; the activation table is addressed
     7      ``r`` again (the table is read)
-    8      the table word alone and ``r``: ``y`` is one of them
-    9      the maximum or the sum of each pair of a window's lanes
-    10     the window maximum, or the window sum (with the earlier phases' partial result)
-    11     ``coef * sum``
-    12     ``+ bias2``
-    13     the rounded shift
-    14     saturation or wrap; the subsampling table is addressed
-    15     the value again (the table is read)
-    16     the table word alone and the value: the outputs are one of them
+    8      the table word alone and ``r`` (the word in a block RAM's output register)
+    9      ``y``, the word or ``r`` (so the route out of the block RAM ends at a register);
+           for the maximum, the comparisons of a window's lanes (from the word or ``r``)
+    10     the maximum or the sum of each pair of a window's lanes; which pair holds the
+           window's maximum
+    11     the window maximum, or the window sum (with the earlier phases' partial result)
+    12     ``coef * sum``
+    13     ``+ bias2``
+    14     the rounded shift
+    15     saturation or wrap; the subsampling table is addressed
+    16     the value again (the table is read)
+    17     the table word alone and the value: the outputs are one of them
     =====  ================================================================================
 
     Parameters
@@ -88,7 +91,7 @@ class PostProcessor(wiring.Component):
     plan : HardwarePlan
     """
 
-    LATENCY = 16
+    LATENCY = 17
 
     def __init__(self, *, plan):
         self.plan = plan
@@ -221,7 +224,7 @@ class PostProcessor(wiring.Component):
                               register(bias2_port.data, "pool_bias3", reset_less=True)]
 
         def carried(values, cycle):
-            return [register(value, f"{name}{cycle}") for name, value in values]
+            return [register(value, f"{name}{cycle}", reset_less=True) for name, value in values]
 
         # cycle 3: bias
         totals = [register(acc[c] + bias, f"total4_{c}") for c in range(cols)]
@@ -247,7 +250,7 @@ class PostProcessor(wiring.Component):
         pool_constants = carried(zip(("coef", "pool_bias"), pool_constants), 6)
 
         # cycle 6: activation table address; cycle 7: the word; cycle 8: the word registered
-        # alone (a block RAM's output register), y chosen between it and r
+        # alone (a block RAM's output register); cycle 9: y, chosen between it and r
         for c, port in enumerate(lut_ports):
             per_job(m.d.comb, port.addr, tanh_jobs, lambda job, c=c: table_address(
                 tables.base(job.layer.name), requantized[c], job.layer.pre_format))
@@ -259,38 +262,84 @@ class PostProcessor(wiring.Component):
                  for c, port in enumerate(lut_ports)]
         control = control.next(8)
         pool_constants = carried(zip(("coef", "pool_bias"), pool_constants), 8)
-        activated = [Signal(signed(width), name=f"activated8_{c}") for c in range(cols)]
+        activated = [Signal(signed(width), name=f"activated9_{c}") for c in range(cols)]
         for c in range(cols):
-            m.d.comb += activated[c].eq(held[c])
+            m.d.sync += activated[c].eq(held[c])
             if words:
-                per_job(m.d.comb, activated[c], tanh_jobs, lambda job, c=c: words[c])
+                per_job(m.d.sync, activated[c], tanh_jobs, lambda job, c=c: words[c])
 
-        # cycle 8: each window's lanes reduced in pairs (the maximum or the sum of two);
-        # cycle 9: the window's maximum or sum, with several phases combined with the row's
-        # partial result of the earlier phases, kept in a queue of one entry per array row
-        # (every tile drains every row once, in order); dense jobs pass their values on
-        def maximum(a, b):
-            return Mux(a > b, a, b)
+        # A window's maximum is chosen in two steps from comparisons registered beside y, which
+        # compare the values y is chosen from: the pair of lanes ``(a, b)`` is compared for the
+        # pairwise maximum, and with 4 lanes the two pairs' lanes across, for the window's.
+        # A comparison and the choice it drives never share a cycle.
+        def lanes_of(g):
+            return range(g * window_lanes, (g + 1) * window_lanes)
 
-        halves = [Signal(signed(width + 2), name=f"half9_{c}") for c in range(cols)]
+        compared = []
+        for g in range(groups):
+            lanes = lanes_of(g)
+            if window_lanes >= 2:
+                compared.append(tuple(lanes[:2]))
+            if window_lanes == 4:
+                a, b, c, d = lanes
+                compared += [(c, d), (a, c), (a, d), (b, c), (b, d)]
+        greater = {pair: Signal(name=f"greater9_{pair[0]}_{pair[1]}") for pair in compared}
+        max_jobs = [job for job in plan.conv_jobs if job.pool.kind == "maxpool"]
+
+        def y_source(job, lane):
+            return words[lane] if job in tanh_jobs else held[lane]
+
+        for (a, b), flag in greater.items():
+            m.d.sync += flag.eq(0)
+            per_job(m.d.sync, flag, max_jobs,
+                    lambda job, a=a, b=b: y_source(job, a) > y_source(job, b))
+        control = control.next(9)
+        pool_constants = carried(zip(("coef", "pool_bias"), pool_constants), 9)
+
+        # cycle 9: each window's lanes reduced in pairs (the maximum or the sum of two), and with
+        # 4 lanes which pair holds the window's maximum; cycle 10: the window's maximum or sum,
+        # with several phases combined with the row's partial result of the earlier phases,
+        # kept in a queue of one entry per array row (every tile drains every row once, in
+        # order); dense jobs pass their values on
+        def larger(a, b):
+            return Mux(greater[a, b], activated[a], activated[b])
+
+        halves = [Signal(signed(width + 2), name=f"half10_{c}") for c in range(cols)]
+        first_half = [Signal(name=f"first_half10_{g}") for g in range(groups)]
 
         def pair_up(job):
             if job.kind == "dense":
                 m.d.sync += [halves[c].eq(activated[c]) for c in range(cols)]
                 return
-            combine = maximum if job.pool.kind == "maxpool" else (lambda a, b: a + b)
             for g in range(groups):
-                items = activated[g * window_lanes:(g + 1) * window_lanes]
-                if window_lanes == 4:
-                    m.d.sync += [halves[2 * g].eq(combine(*items[:2])),
-                                 halves[2 * g + 1].eq(combine(*items[2:]))]
+                lanes = lanes_of(g)
+                items = [activated[lane] for lane in lanes]
+                if job.pool.kind != "maxpool":
+                    sums = ([items[0] + items[1], items[2] + items[3]] if window_lanes == 4
+                            else [items[0] + items[1]] if window_lanes == 2 else items)
+                    m.d.sync += [halves[len(sums) * g + h].eq(value)
+                                 for h, value in enumerate(sums)]
+                elif window_lanes == 1:
+                    m.d.sync += halves[g].eq(items[0])
+                elif window_lanes == 2:
+                    m.d.sync += halves[g].eq(larger(*lanes))
                 else:
-                    m.d.sync += halves[g].eq(combine(*items) if len(items) == 2 else items[0])
+                    a, b, c, d = lanes
+                    m.d.sync += [halves[2 * g].eq(larger(a, b)),
+                                 halves[2 * g + 1].eq(larger(c, d))]
+                    left_beats_c = Mux(greater[a, b], greater[a, c], greater[b, c])
+                    left_beats_d = Mux(greater[a, b], greater[a, d], greater[b, d])
+                    m.d.sync += first_half[g].eq(
+                        Mux(greater[c, d], left_beats_c, left_beats_d))
         job_switch(control.tag.job, jobs, pair_up)
-        control = control.next(9)
-        pool_constants = carried(zip(("coef", "pool_bias"), pool_constants), 9)
+        control = control.next(10)
+        pool_constants = carried(zip(("coef", "pool_bias"), pool_constants), 10)
 
-        pooled = [Signal(signed(width + 2), name=f"pooled10_{c}") for c in range(cols)]
+        # no reset and a value on every cycle: plain registers, which synthesis can move into
+        # the subsampling multipliers' operand registers (:mod:`hwlenet.synth.dsp`)
+        pooled = [Signal(signed(width + 2), name=f"pooled11_{c}", reset_less=True)
+                  for c in range(cols)]
+        m.d.sync += [pooled[c].eq(halves[c]) for c in range(cols)]
         if phases > 1:
             partial = data.ArrayLayout(signed(width + 2), groups)
             queue = [Signal(partial, name=f"partial_{r}") for r in range(plan.rows)]
@@ -302,13 +351,12 @@ class PostProcessor(wiring.Component):
 
         def pool(job):
             if job.kind == "dense":
-                m.d.sync += [pooled[c].eq(halves[c]) for c in range(cols)]
                 return
             for g in range(groups):
                 value = halves[g]
                 if job.pool.kind == "maxpool":
                     if window_lanes == 4:
-                        value = maximum(halves[2 * g], halves[2 * g + 1])
+                        value = Mux(first_half[g], halves[2 * g], halves[2 * g + 1])
                     if phases > 1:
                         value = Mux(continuing & (queue[0][g] > value), queue[0][g], value)
                 else:
@@ -320,48 +368,49 @@ class PostProcessor(wiring.Component):
                     m.d.comb += fresh[g].eq(value)
                 m.d.sync += pooled[g].eq(value)
         job_switch(control.tag.job, jobs, pool)
-        control = control.next(10)
-
-        # cycles 10 to 13: the subsampling arithmetic (other jobs pass their values on)
-        if sub_jobs:
-            coef, pool_bias = carried(zip(("coef", "pool_bias"), pool_constants), 10)
-            products = [register(pooled[g] * coef, f"product11_{g}") for g in range(groups)]
-            pool_bias = register(pool_bias, "pool_bias11")
-            pool_totals = [register(products[g] + pool_bias, f"pool_total12_{g}")
-                           for g in range(groups)]
-        passed = [register(value, f"pooled11_{c}") for c, value in enumerate(pooled)]
         control = control.next(11)
-        passed = [register(value, f"pooled12_{c}") for c, value in enumerate(passed)]
+
+        # cycles 11 to 14: the subsampling arithmetic (other jobs pass their values on)
+        if sub_jobs:
+            coef, pool_bias = carried(zip(("coef", "pool_bias"), pool_constants), 11)
+            products = [register(pooled[g] * coef, f"product12_{g}", reset_less=True)
+                        for g in range(groups)]
+            pool_bias = register(pool_bias, "pool_bias12")
+            pool_totals = [register(products[g] + pool_bias, f"pool_total13_{g}")
+                           for g in range(groups)]
+        passed = [register(value, f"pooled12_{c}") for c, value in enumerate(pooled)]
         control = control.next(12)
+        passed = [register(value, f"pooled13_{c}") for c, value in enumerate(passed)]
+        control = control.next(13)
         pool_rounded = []
         if sub_jobs:
             pool_rounded_width = max(len(round_layer(pool_totals[0], job.pool))
                                      for job in sub_jobs) + 1
             pool_rounded = per_lane(pool_totals, lambda value, job: round_layer(value, job.pool),
-                                    signed(pool_rounded_width), "pool_rounded13", sub_jobs)
-        passed = [register(value, f"pooled13_{c}") for c, value in enumerate(passed)]
-        control = control.next(13)
-        final = [Signal(signed(width), name=f"final14_{c}") for c in range(cols)]
+                                    signed(pool_rounded_width), "pool_rounded14", sub_jobs)
+        passed = [register(value, f"pooled14_{c}") for c, value in enumerate(passed)]
+        control = control.next(14)
+        final = [Signal(signed(width), name=f"final15_{c}") for c in range(cols)]
         for c in range(cols):
             m.d.sync += final[c].eq(passed[c])
         if sub_jobs:
             for g in range(groups):
                 per_job(m.d.sync, final[g], sub_jobs,
                         lambda job, g=g: fit_layer(pool_rounded[g], job.pool))
-        control = control.next(14)
+        control = control.next(15)
 
-        # cycle 14: the subsampling table address; cycle 15: the word; cycle 16: the word
+        # cycle 15: the subsampling table address; cycle 16: the word; cycle 17: the word
         # registered alone, the outputs chosen between it and the value
         for g, port in enumerate(pool_lut_ports):
             per_job(m.d.comb, port.addr, pool_lut_jobs, lambda job, g=g: table_address(
                 pool_tables.base(job.pool.name), final[g], job.pool.pre_format))
-        final = [register(value, f"final15_{c}") for c, value in enumerate(final)]
-        control = control.next(15)
         final = [register(value, f"final16_{c}") for c, value in enumerate(final)]
-        pool_words = [register(port.data, f"pool_table_word16_{g}", reset_less=True)
-                      for g, port in enumerate(pool_lut_ports)]
         control = control.next(16)
-        out = [Signal(signed(width), name=f"out16_{c}") for c in range(cols)]
+        final = [register(value, f"final17_{c}") for c, value in enumerate(final)]
+        pool_words = [register(port.data, f"pool_table_word17_{g}", reset_less=True)
+                      for g, port in enumerate(pool_lut_ports)]
+        control = control.next(17)
+        out = [Signal(signed(width), name=f"out17_{c}") for c in range(cols)]
         for c in range(cols):
             m.d.comb += out[c].eq(final[c])
             if c < len(pool_words):

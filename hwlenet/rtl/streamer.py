@@ -41,16 +41,18 @@ class ResultStreamer(wiring.Component):
     ``count`` 0 sends nothing).
 
     ``store`` is registered as it arrives (for timing: the writer's store registers sit far
-    from the running comparisons), and the beats come from a register loaded a cycle after the
-    registered ``finish`` (``LATENCY = 2``): ``busy`` is high from ``LATENCY + 1`` cycles after
-    ``finish`` until the last beat is taken; a new batch must not store before then.
+    from the running comparisons), and the beats come from a register loaded
+    ``RunningArgmax.LATENCY`` cycles after the registered ``finish``, when the last labels are
+    known (``LATENCY = 1 + RunningArgmax.LATENCY = 3``): ``busy`` is high from ``LATENCY + 1``
+    cycles after ``finish`` until the last beat is taken; a new batch must not store before
+    then.
 
     Parameters
     ----------
     plan : HardwarePlan
     """
 
-    LATENCY = 2
+    LATENCY = 1 + RunningArgmax.LATENCY
 
     def __init__(self, *, plan):
         self.plan = plan
@@ -87,14 +89,18 @@ class ResultStreamer(wiring.Component):
                             m.d.sync += logits[slot][i].eq(store.value[slot])
 
         # The beat is a register (so is what selects the slot it loads), so a consumer's input
-        # register reads it over wires alone. It loads slot 0 a cycle after the registered
-        # ``finish``, once the batch's last logits and labels are in their registers.
+        # register reads it over wires alone. It loads slot 0 RunningArgmax.LATENCY cycles
+        # after the registered ``finish``, once the batch's last logits and labels are in their
+        # registers.
         count = Signal(range(cols + 1))
         current = Signal(range(max(cols, 2)))
         following = Signal(range(max(cols, 2) + 1))
-        starting = Signal()
+        starting = store.finish & (store.count != 0)
+        for stage in range(RunningArgmax.LATENCY):
+            delayed = Signal(name=f"starting{stage + 1}")
+            m.d.sync += delayed.eq(starting)
+            starting = delayed
         beat = Signal(result_layout(plan), reset_less=True)
-        m.d.sync += starting.eq(store.finish & (store.count != 0))
         with m.If(store.finish & (store.count != 0)):
             m.d.sync += count.eq(store.count)
 

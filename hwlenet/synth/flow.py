@@ -26,6 +26,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import HwlenetError
+from ..rtl.attributes import REPLICA
 from ..tools import find_tool
 from .bram import absorb_bram_output_registers
 from .dsp import absorb_dsp_registers
@@ -44,6 +45,10 @@ POLL_SECONDS = 0.5
 KEPT_FILES = ("synth_top.v", "synth.ys", "yosys.log", "stat.json", "nextpnr.log",
               "nextpnr.json", "report.json")
 _INSTALL_HINT = "pip install -e '.[dev]' (or pip install {package})"
+#: Yosys commands, before the target's synthesis, that keep the flip-flops of every signal
+#: marked :data:`~hwlenet.rtl.attributes.REPLICA` (Yosys would merge equal flip-flops into one).
+KEEP_REPLICAS = ("hierarchy -top {top}\nproc\n"
+                 f"setattr -set keep 1 a:{REPLICA} %ci1:+$dff[Q] t:$dff %i")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -545,6 +550,7 @@ def synthesize(directory, *, target, trace=False, seed=1, frequency_mhz=None, pl
         # /tmp do not reach the host's files; the working folder and its parents are mapped.
         script = (f"read_verilog \"{os.path.relpath(design, workdir)}\"\n"
                   "read_verilog synth_top.v\n"
+                  f"{KEEP_REPLICAS.format(top=SYNTH_TOP)}\n"
                   f"{spec.yosys_script.format(top=SYNTH_TOP, netlist=netlist.name)}\n"
                   "tee -q -o stat.json stat -json\n")
         (workdir / "synth.ys").write_text(script)
