@@ -8,12 +8,15 @@ build and simulation, with the breakdown.
 Quantizes the model at 8 bits (outside the timed part), then times: writing the design and
 bench sources, computing and writing the vectors while Verilator builds the bench in the
 background (as a user's machine can), waiting for that build, and the simulation of every
-image; prints each phase and the end-to-end wall time. The export goes to ``--out``, by default
-a new temporary folder (never into the source tree), whose path is printed.
+image; prints each phase and the end-to-end wall time, and the simulator processes' CPU time
+(the simulation is split over ``--jobs`` processes on consecutive images, so its wall time is
+that CPU time over the cores it gets). The export goes to ``--out``, by default a new temporary
+folder (never into the source tree), whose path is printed.
 """
 
 import argparse
 import json
+import resource
 import tempfile
 import threading
 import time
@@ -67,14 +70,20 @@ def main():
     if build["error"]:
         raise build["error"]
     built = time.perf_counter()
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     report = run_cosim(args.out, "verilator", len(test), jobs=args.jobs)
     end = time.perf_counter()
+    children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    simulation_cpu = ((children_after.ru_utime + children_after.ru_stime)
+                      - (children_before.ru_utime + children_before.ru_stime))
     report.update({
         "design_seconds": marks["design"] - start,
         "vectors_seconds": exported - marks["design"],
         "build_seconds_background": build["done"] - marks["design"],
         "build_wait_seconds": built - exported,
         "end_to_end_seconds": end - start,
+        "simulation_cpu_seconds": simulation_cpu,
+        "cycles_per_cpu_second": report["cycles"] / simulation_cpu if simulation_cpu else None,
     })
     print(f"{args.model} {args.array}, {report['images']} images, {args.jobs} processes: "
           f"{report['mismatches']} mismatches, bit-exact {report['bit_exact']}, "
@@ -85,7 +94,8 @@ def main():
           f"{report['build_seconds_background']:.1f} s meanwhile)")
     print(f"  waiting for the build  {report['build_wait_seconds']:6.1f} s")
     print(f"  simulation             {report['seconds']:6.1f} s   "
-          f"({report['images_per_second']:.0f} images/s)")
+          f"({report['images_per_second']:.0f} images/s; {simulation_cpu:.1f} CPU-seconds, "
+          f"{report['cycles_per_cpu_second'] / 1e3:.0f}k cycles per CPU-second)")
     print(f"  end to end             {report['end_to_end_seconds']:6.1f} s")
     print(f"  export in {args.out}")
     if args.json:
