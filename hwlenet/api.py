@@ -95,10 +95,11 @@ def emit_verilog(qmodel, directory, rows=8, cols=8, images=None, *, cover=False,
     return emit(qmodel, directory, rows, cols, images, cover=cover, trace=trace)
 
 
-def cosim(directory, simulator="verilator", images=None, jobs=1):
+def cosim(directory, simulator="verilator", images=None, jobs=None):
     """Co-simulate an export on ``simulator`` (``verilator``, ``icarus`` or ``amaranth``) and
     compare the RTL with the integer model bit for bit; returns the report (``bit_exact``,
-    ``mismatches``, ``first_mismatch``, cycles...). See :func:`hwlenet.verify.cosim.run_cosim`."""
+    ``mismatches``, ``first_mismatch``, cycles...), running ``jobs`` simulator processes (one per
+    CPU by default). See :func:`hwlenet.verify.cosim.run_cosim`."""
     from .verify.cosim import run_cosim
 
     return run_cosim(directory, simulator, images, jobs)

@@ -431,8 +431,9 @@ def emit_verilog_command(qmodel, out_dir, array, vectors, cover, trace, config_p
               show_default=True)
 @click.option("--images", type=click.IntRange(min=1), default=None,
               help="how many exported vectors to run (default: all)")
-@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
-              help="simulator processes in parallel (Verilator, Icarus)")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="simulator processes in parallel, each on its own images (Verilator, "
+                   "Icarus)  [default: one per CPU]")
 @click.option("--wave", is_flag=True,
               help="also write a waveform ending at the first mismatch (whole run if short)")
 @json_option
@@ -442,15 +443,17 @@ def cosim(directory, simulator, images, jobs, wave, json_path):
     Exits with status 1 when the RTL disagrees with the exported vectors (or hangs), 2 when the
     folder or an option is bad.
     """
-    from .verify.cosim import check_image_count, read_export, require_tools, run_cosim
+    from .verify.cosim import (bench_processes, check_image_count, read_export, require_tools,
+                               run_cosim)
 
     if json_path:
         check_writable(json_path, "--json")
     manifest = read_export(directory)
     count = check_image_count(manifest, directory, images)
     require_tools(simulator)
+    processes = bench_processes(simulator, jobs, count)
     click.echo(f"cosim: building and running the {simulator} bench on {count} images "
-               f"({jobs} process{'es' if jobs > 1 else ''})...", err=True)
+               f"({processes} process{'es' if processes > 1 else ''})...", err=True)
     report = run_cosim(directory, simulator, images, jobs, wave=wave)
     write_json(json_path, report, "--json")
     for line in cosim_lines(report):
@@ -507,8 +510,8 @@ def _fault_role(fault):
 @click.option("--register-faults", type=click.IntRange(min=0), default=20, show_default=True,
               help="register bits held stuck at 0 or 1, drawn over every register bit")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--jobs", type=click.IntRange(min=1), default=2, show_default=True,
-              help="bench processes in parallel")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="bench processes in parallel  [default: one per CPU]")
 @click.option("--simulator", type=_LibraryChoice(_bench_simulators), default="verilator",
               show_default=True)
 @json_option

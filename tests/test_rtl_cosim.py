@@ -3,6 +3,7 @@ faults the benches must catch."""
 
 import dataclasses
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -346,8 +347,9 @@ def test_no_trace_export_checks_results_and_catches_a_wrong_weight(tmp_path, qmo
     ports = (folder / "hwlenet_top.v").read_text().split(");")[0]
     assert "trace" not in ports and "pixels__payload" in ports
     for simulator, count in (("verilator", 6), ("amaranth", 1)):
-        report = run_cosim(folder, simulator, count)
+        report = run_cosim(folder, simulator, count)  # one process per CPU by default
         assert report["bit_exact"] and report["cycles"] == report["predicted_cycles"]
+        assert report["jobs"] == min(len(os.sched_getaffinity(0)), count)
     plan = plan_hardware(qmodel, 4, 4)
     weights = plan.weight_rom()
     lane, k = _observable_weight_flip(qmodel, "out", "out", vector_images[:6], plan.rows)

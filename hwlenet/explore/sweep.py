@@ -14,6 +14,7 @@ import logging
 import os
 import time
 
+from ..defaults import resolve_jobs
 from ..errors import HwlenetError
 from .stages import cosim_stage, emit_stage, quantize_stage, simulate_stage, synth_stage
 
@@ -44,7 +45,7 @@ def start_client(scheduler=None, workers=None):
                                f"{error}") from None
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise HwlenetError(f"workers must be a positive integer, not {workers!r}")
-    cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
+    cluster = LocalCluster(n_workers=resolve_jobs(workers), threads_per_worker=1,
                            processes=True, dashboard_address=":0", silence_logs=logging.ERROR)
     return Client(cluster), cluster
 

@@ -7,11 +7,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from ..defaults import resolve_jobs
 from ..errors import HwlenetError
 from ..tools import find_tool
 
-__all__ = ["SIMULATORS", "build_bench", "check_design_identity", "check_image_count",
-           "predicted_cycles", "read_export", "require_tools", "run_bench", "run_cosim"]
+__all__ = ["SIMULATORS", "bench_processes", "build_bench", "check_design_identity",
+           "check_image_count", "predicted_cycles", "read_export", "require_tools", "run_bench",
+           "run_cosim"]
 
 SIMULATORS = ("verilator", "icarus", "amaranth")
 INSTALL_HINT = {
@@ -426,7 +428,14 @@ def check_design_identity(directory, manifest):
     return design, plan
 
 
-def run_cosim(directory, simulator="verilator", images=None, jobs=1, wave=False,
+def bench_processes(simulator, jobs, images):
+    """How many simulator processes :func:`run_cosim` runs for ``images`` images: ``jobs`` (one
+    per CPU when None), at most one per image, and one for the in-process Amaranth bench."""
+    jobs = resolve_jobs(jobs)
+    return 1 if simulator == "amaranth" else min(jobs, images)
+
+
+def run_cosim(directory, simulator="verilator", images=None, jobs=None, wave=False,
               progress=False):
     """Co-simulate an exported folder and compare the RTL with the numba simulator's vectors.
 
@@ -439,8 +448,9 @@ def run_cosim(directory, simulator="verilator", images=None, jobs=1, wave=False,
         exported ``hwlenet_top.v``.
     images : int, optional
         How many of the exported vectors to run (all by default).
-    jobs : int
-        Simulator processes run in parallel on consecutive ranges of images.
+    jobs : int, optional
+        Simulator processes run in parallel on consecutive ranges of images (at most one per
+        image); one per CPU that this process may run on by default.
     wave : bool
         Also write a waveform (Verilator FST, Icarus or Amaranth VCD) of a window of cycles
         ending at the first mismatch, or of the whole run when it is short.
@@ -459,10 +469,12 @@ def run_cosim(directory, simulator="verilator", images=None, jobs=1, wave=False,
     """
     if simulator not in SIMULATORS:
         raise HwlenetError(f"simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
+    resolve_jobs(jobs)  # a bad count fails before the folder is read
     directory = Path(directory)
     manifest = read_export(directory)
     available = manifest["vectors"]
     images = check_image_count(manifest, directory, images)
+    jobs = bench_processes(simulator, jobs, images)
     build_start = time.perf_counter()
     if simulator == "amaranth":
         design, plan = check_design_identity(directory, manifest)
@@ -481,7 +493,6 @@ def run_cosim(directory, simulator="verilator", images=None, jobs=1, wave=False,
             wave_info = {"path": str(wave_path), "from_cycle": 0, "image": 0,
                          "open": f"gtkwave {wave_path}"}
     else:
-        jobs = max(1, min(jobs, images))
         bounds = [images * j // jobs for j in range(jobs + 1)]
         sizes = [bounds[j + 1] - bounds[j] for j in range(jobs)]
         with ThreadPoolExecutor(jobs) as pool:
@@ -507,6 +518,6 @@ def run_cosim(directory, simulator="verilator", images=None, jobs=1, wave=False,
         "seconds": seconds,
         "images_per_second": checked / seconds if seconds else None,
         "array": manifest["array"],
-        "jobs": jobs if simulator != "amaranth" else 1,
+        "jobs": jobs,
         "coverage": manifest["coverage"] if images == available else None,
     }

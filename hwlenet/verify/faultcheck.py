@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ..defaults import resolve_jobs
 from ..errors import HwlenetError
 from ..quant.artifact import accumulator_bound, load_artifact
 from ..quant.fixed import FixedFormat
@@ -571,7 +572,7 @@ def _tally(records, key):
     return groups
 
 
-def run_faultcheck(directory, faults=50, seed=0, jobs=2, simulator="verilator", progress=False,
+def run_faultcheck(directory, faults=50, seed=0, jobs=None, simulator="verilator", progress=False,
                    sites=None, register_faults=20, register_sites=None):
     """Flip random single bits of an exported design's ROMs, hold random register bits stuck,
     and check that its bench notices.
@@ -584,8 +585,8 @@ def run_faultcheck(directory, faults=50, seed=0, jobs=2, simulator="verilator", 
         Distinct ``(memory, address, bit)`` sites drawn uniformly over all ROM bits.
     seed : int
         Seed of the draw: the same seed always flips the same sites.
-    jobs : int
-        Bench processes run in parallel.
+    jobs : int, optional
+        Bench processes run in parallel; one per CPU that this process may run on by default.
     simulator : {"verilator", "icarus"}
     progress : bool
         Show a progress bar over the simulated faults.
@@ -634,7 +635,7 @@ def run_faultcheck(directory, faults=50, seed=0, jobs=2, simulator="verilator", 
     if simulator not in _SIMULATORS:
         raise HwlenetError(f"a fault campaign runs on {' or '.join(_SIMULATORS)}, not "
                            f"{simulator!r}")
-    jobs = _check_count(jobs, "jobs", 1)
+    jobs = resolve_jobs(jobs)
     export = _Export(directory)
     if export.vectors == 0:
         raise HwlenetError(f"{export.directory} holds no test vectors: re-run hwlenet "
