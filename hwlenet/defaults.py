@@ -1,5 +1,6 @@
-"""Defaults that the library and the command line share, in a module that imports nothing, so
-that the command line can show them in its help without loading numpy or torch."""
+"""Defaults that the library and the command line share, in a module that imports only the
+standard library and :mod:`hwlenet.errors`, so that the command line can show them in its help
+without loading numpy or torch."""
 
 import numbers
 import os
