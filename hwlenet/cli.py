@@ -454,7 +454,7 @@ def cosim(directory, simulator, images, jobs, wave, json_path):
     processes = bench_processes(simulator, jobs, count)
     click.echo(f"cosim: building and running the {simulator} bench on {count} images "
                f"({processes} process{'es' if processes > 1 else ''})...", err=True)
-    report = run_cosim(directory, simulator, images, jobs, wave=wave)
+    report = run_cosim(directory, simulator, images, jobs, wave=wave, progress=True)
     write_json(json_path, report, "--json")
     for line in cosim_lines(report):
         click.echo(line)

@@ -21,7 +21,7 @@ from hwlenet.rtl.plan import plan_hardware
 from hwlenet.sim import kernels, simulate
 from hwlenet.verify import cosim as cosim_module
 from hwlenet.verify.amaranth_bench import run_amaranth_bench
-from hwlenet.verify.cosim import read_export, run_cosim
+from hwlenet.verify.cosim import build_bench, read_export, run_bench, run_cosim
 from hwlenet.verify.emit import emit_verilog
 from hwlenet.verify.faultcheck import run_faultcheck
 from hwlenet.verify.vectors import read_vectors
@@ -81,14 +81,55 @@ def test_lint_passes_with_documented_waivers(exports):
     assert completed.returncode == 0, completed.stderr[-3000:]
 
 
-def test_icarus_agrees(exports):
-    report = run_cosim(exports["lenet5-classic"], "icarus", 2)
+def test_icarus_agrees(exports, capsys):
+    report = run_cosim(exports["lenet5-classic"], "icarus", 2, jobs=1, progress=True)
     assert report["bit_exact"] and report["cycles"] == report["predicted_cycles"]
+    assert "cosim (icarus): 100%" in capsys.readouterr().err
 
 
-def test_amaranth_simulator_agrees(exports):
-    report = run_cosim(exports["lenet5-relu"], "amaranth", 1)
+def test_amaranth_simulator_agrees(exports, capsys):
+    report = run_cosim(exports["lenet5-relu"], "amaranth", 1, progress=True)
     assert report["bit_exact"] and report["cycles"] == report["predicted_cycles"]
+    assert "1/1" in capsys.readouterr().err
+
+
+def test_bench_reports_progress_while_it_runs(exports):
+    """The bench prints a progress line after every ``count // PROGRESS_LINES`` (at least 1)
+    checked images but the last, read while it runs; the verdict is the same."""
+    folder = exports["lenet5-relu"]
+    build_bench(folder, "verilator")
+    seen = []
+    part = run_bench(folder, "verilator", 3, 6, on_progress=seen.append)
+    assert seen == [1, 2, 3, 4, 5]
+    assert part == run_bench(folder, "verilator", 3, 6)
+
+
+def _fake_bench(folder, script):
+    bench = folder / cosim_module.BENCHES["verilator"]["plain"]
+    bench.parent.mkdir(parents=True)
+    bench.write_text("#!/bin/sh\n" + script)
+    bench.chmod(0o755)
+
+
+def test_progress_run_is_stopped_at_its_timeout(tmp_path, monkeypatch):
+    _fake_bench(tmp_path, "echo 'PROGRESS images=1'\nexec sleep 30\n")
+    monkeypatch.setattr(cosim_module, "STARTUP_SECONDS", 1.0)
+    monkeypatch.setitem(cosim_module.SECONDS_PER_IMAGE, "verilator", 0.0)
+    seen = []
+    with pytest.raises(HwlenetError, match="did not finish within 1 s and was stopped"):
+        run_bench(tmp_path, "verilator", 0, 4, on_progress=seen.append)
+    assert seen == [1]
+
+
+def test_progress_run_parses_its_verdict_and_errors(tmp_path):
+    _fake_bench(tmp_path, "echo 'PROGRESS images=2' >&2\n"
+                          "echo 'RESULT images=4 mismatches=0 cycles=40'\n")
+    seen = []
+    part = run_bench(tmp_path, "verilator", 0, 4, on_progress=seen.append)
+    assert seen == [2] and (part["images"], part["mismatches"], part["cycles"]) == (4, 0, 40)
+    (tmp_path / cosim_module.BENCHES["verilator"]["plain"]).write_text("#!/bin/sh\necho boom\n")
+    with pytest.raises(HwlenetError, match="ended without a verdict: boom"):
+        run_bench(tmp_path, "verilator", 0, 4, on_progress=seen.append)
 
 
 def test_amaranth_refuses_an_edited_export(tmp_path, exports):

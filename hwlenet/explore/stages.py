@@ -276,7 +276,8 @@ def cosim_stage(root, exported, simulator):
         return cached
     with _staging(root, "cosim", key) as staging:
         _copy_export(Path(root) / exported["export"], staging / "export")
-        report = run_cosim(staging / "export", simulator)
+        # one simulator process: the sweep already runs a stage per CPU
+        report = run_cosim(staging / "export", simulator, jobs=1)
         shutil.rmtree(staging / "export")
         keep = ("simulator", "images", "mismatches", "bit_exact", "cycles_per_image",
                 "cycles", "predicted_cycles", "first_mismatch", "seconds")

@@ -72,7 +72,7 @@ class Scoreboard:
 
 
 def run_amaranth_bench(directory, manifest, images, *, design, plan, stall_seed=None,
-                       wave=None, stop_at_first=False):
+                       wave=None, stop_at_first=False, on_image=None):
     """Feed ``images`` exported vectors to ``design`` in Amaranth's simulator and check them
     as the HDL testbench does (values, scoreboard, per-result watchdog); returns the same
     report. ``manifest`` is one :func:`~hwlenet.verify.cosim.read_export` checked; a vector
@@ -81,7 +81,7 @@ def run_amaranth_bench(directory, manifest, images, *, design, plan, stall_seed=
     With ``stall_seed``, the pixel source pauses and the result sink withholds ``ready`` at
     random (seeded) cycles, to exercise both streams' back-pressure. With ``wave``, a VCD of
     the run is written to that path. With ``stop_at_first``, the run ends at the first
-    mismatch.
+    mismatch. ``on_image``, when given, is called after each checked image.
     """
     directory = Path(directory)
     dut = design
@@ -147,6 +147,8 @@ def run_amaranth_bench(directory, manifest, images, *, design, plan, stall_seed=
                 scoreboard.close(received, cycle)
                 received += 1
                 last_progress = cycle
+                if on_image is not None:
+                    on_image()
                 if received == images:
                     report["cycles"] = cycle - first_cycle + 1
                     break

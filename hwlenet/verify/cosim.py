@@ -3,9 +3,12 @@
 import json
 import re
 import subprocess
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from tqdm import tqdm
 
 from ..defaults import resolve_jobs
 from ..errors import HwlenetError
@@ -21,6 +24,7 @@ INSTALL_HINT = {
     "icarus": "Icarus Verilog is not installed: apt-get install -y iverilog (as root or sudo)",
 }
 _RESULT = re.compile(r"RESULT images=(\d+) mismatches=(\d+) cycles=(\d+)")
+_PROGRESS = re.compile(r"PROGRESS images=(\d+)")
 _MISMATCH = re.compile(r"FIRST_MISMATCH image=(\d+) layer=(\S+) element=(-?\d+) "
                        r"expected=(-?\d+) actual=(-?\d+) kind=(\S+) cycle=(\d+)")
 _HANG = re.compile(r"HANG image=(\d+) last_layer=(\S+) cycle=(\d+)")
@@ -29,6 +33,8 @@ _ACTIVATIONS = re.compile(r"FAULT_ACTIVATIONS (\d+)")
 #: fixed allowance for start-up (Icarus is about a thousand times slower than Verilator).
 SECONDS_PER_IMAGE = {"verilator": 2.0, "icarus": 600.0}
 STARTUP_SECONDS = 120.0
+#: About how many progress lines a bench process prints when a progress bar is shown.
+PROGRESS_LINES = 200
 BENCHES = {"verilator": {"plain": "obj_dir/Vtb", "wave": "obj_dir_wave/Vtb",
                          "faults": "obj_dir_faults/Vtb"},
            "icarus": {"plain": "tb_icarus.vvp", "wave": "tb_icarus_wave.vvp",
@@ -350,14 +356,52 @@ def _parse(output):
     return report
 
 
-def run_bench(directory, simulator, first, count, variant="plain", plusargs=()):
-    """Run ``count`` images from image ``first`` on a built bench; its parsed verdict."""
+def _run_reporting(command, directory, timeout, on_progress):
+    """Run a bench like :func:`_run`, calling ``on_progress(images)`` for each ``PROGRESS``
+    line as it is printed; returns the whole output."""
+    try:
+        process = subprocess.Popen(command, cwd=directory, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True)
+    except FileNotFoundError as error:
+        raise HwlenetError(f"cannot run {command[0]}: {error.strerror}") from None
+    timer = threading.Timer(timeout, process.kill)
+    timer.start()
+    lines = []
+    try:
+        for line in process.stdout:
+            lines.append(line)
+            progress = _PROGRESS.match(line)
+            if progress:
+                on_progress(int(progress.group(1)))
+        process.wait()
+    finally:
+        timed_out = not timer.is_alive()
+        timer.cancel()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    if timed_out:
+        raise HwlenetError(f"{' '.join(command)} did not finish within {timeout:.0f} s and was "
+                           "stopped")
+    return "".join(lines)
+
+
+def run_bench(directory, simulator, first, count, variant="plain", plusargs=(),
+              on_progress=None):
+    """Run ``count`` images from image ``first`` on a built bench; its parsed verdict.
+
+    ``on_progress``, when given, is called with the number of images checked so far, a few
+    hundred times over the run, while it runs.
+    """
     bench = BENCHES[simulator][variant]
     command = [f"./{bench}"] if simulator == "verilator" else ["vvp", "-n", bench]
     command += [f"+images={count}", f"+first={first}", *plusargs]
     timeout = STARTUP_SECONDS + SECONDS_PER_IMAGE[simulator] * count
-    completed = _run(command, directory, timeout)
-    return _parse(completed.stdout + completed.stderr)
+    if on_progress is None:
+        completed = _run(command, directory, timeout)
+        return _parse(completed.stdout + completed.stderr)
+    command.append(f"+progress={max(1, count // PROGRESS_LINES)}")
+    return _parse(_run_reporting(command, directory, timeout, on_progress))
 
 
 def _merge(parts, images):
@@ -454,6 +498,8 @@ def run_cosim(directory, simulator="verilator", images=None, jobs=None, wave=Fal
     wave : bool
         Also write a waveform (Verilator FST, Icarus or Amaranth VCD) of a window of cycles
         ending at the first mismatch, or of the whole run when it is short.
+    progress : bool
+        Show a progress bar over the checked images on stderr, updated while the simulators run.
 
     Returns
     -------
@@ -482,22 +528,43 @@ def run_cosim(directory, simulator="verilator", images=None, jobs=None, wave=Fal
         build_bench(directory, simulator)
     start = time.perf_counter()
     wave_info = None
-    if simulator == "amaranth":
-        from .amaranth_bench import run_amaranth_bench
+    with tqdm(total=images, desc=f"cosim ({simulator})", unit="image",
+              disable=not progress) as bar:
+        lock = threading.Lock()
 
-        wave_path = directory / "wave.vcd" if wave else None
-        parts = [run_amaranth_bench(directory, manifest, images, design=design, plan=plan,
-                                    wave=wave_path)]
-        sizes = [images]
-        if wave:
-            wave_info = {"path": str(wave_path), "from_cycle": 0, "image": 0,
-                         "open": f"gtkwave {wave_path}"}
-    else:
-        bounds = [images * j // jobs for j in range(jobs + 1)]
-        sizes = [bounds[j + 1] - bounds[j] for j in range(jobs)]
-        with ThreadPoolExecutor(jobs) as pool:
-            parts = list(pool.map(lambda j: run_bench(directory, simulator, bounds[j],
-                                                      sizes[j]), range(jobs)))
+        def advance(count):
+            with lock:
+                bar.update(count)
+
+        if simulator == "amaranth":
+            from .amaranth_bench import run_amaranth_bench
+
+            wave_path = directory / "wave.vcd" if wave else None
+            parts = [run_amaranth_bench(directory, manifest, images, design=design, plan=plan,
+                                        wave=wave_path, on_image=lambda: advance(1))]
+            sizes = [images]
+            if wave:
+                wave_info = {"path": str(wave_path), "from_cycle": 0, "image": 0,
+                             "open": f"gtkwave {wave_path}"}
+        else:
+            bounds = [images * j // jobs for j in range(jobs + 1)]
+            sizes = [bounds[j + 1] - bounds[j] for j in range(jobs)]
+
+            def run_range(j):
+                shown = 0
+
+                def show(checked):
+                    nonlocal shown
+                    advance(checked - shown)
+                    shown = checked
+
+                part = run_bench(directory, simulator, bounds[j], sizes[j],
+                                 on_progress=show if progress else None)
+                show(part["images"])
+                return part
+
+            with ThreadPoolExecutor(jobs) as pool:
+                parts = list(pool.map(run_range, range(jobs)))
     seconds = time.perf_counter() - start
     merged = _merge(parts, images)
     if wave and simulator != "amaranth":
