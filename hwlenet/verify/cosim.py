@@ -274,15 +274,23 @@ def read_export(directory):
     return manifest
 
 
+def _cannot_run(command, error):
+    return HwlenetError(f"cannot run {command[0]}: {error.strerror}")
+
+
+def _timed_out(command, timeout):
+    return HwlenetError(f"{' '.join(command)} did not finish within {timeout:.0f} s and was "
+                        "stopped")
+
+
 def _run(command, directory, timeout=None):
     try:
         completed = subprocess.run(command, cwd=directory, capture_output=True, text=True,
                                    timeout=timeout)
     except FileNotFoundError as error:
-        raise HwlenetError(f"cannot run {command[0]}: {error.strerror}") from None
+        raise _cannot_run(command, error) from None
     except subprocess.TimeoutExpired:
-        raise HwlenetError(f"{' '.join(command)} did not finish within {timeout:.0f} s and was "
-                           "stopped") from None
+        raise _timed_out(command, timeout) from None
     return completed
 
 
@@ -363,7 +371,7 @@ def _run_reporting(command, directory, timeout, on_progress):
         process = subprocess.Popen(command, cwd=directory, stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, text=True)
     except FileNotFoundError as error:
-        raise HwlenetError(f"cannot run {command[0]}: {error.strerror}") from None
+        raise _cannot_run(command, error) from None
     timer = threading.Timer(timeout, process.kill)
     timer.start()
     lines = []
@@ -381,8 +389,7 @@ def _run_reporting(command, directory, timeout, on_progress):
             process.kill()
             process.wait()
     if timed_out:
-        raise HwlenetError(f"{' '.join(command)} did not finish within {timeout:.0f} s and was "
-                           "stopped")
+        raise _timed_out(command, timeout)
     return "".join(lines)
 
 
