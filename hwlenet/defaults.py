@@ -21,14 +21,14 @@ AUGMENTED_COPIES = 2
 LR_CANDIDATES = (2.5e-4, 5e-4, 1e-3)
 
 
-def resolve_jobs(jobs):
+def resolve_jobs(jobs, name="jobs"):
     """The number of parallel processes a run uses: ``jobs``, or one per CPU that this process
     may run on when ``jobs`` is None.
 
     Raises
     ------
     HwlenetError
-        When ``jobs`` is neither None nor a positive integer.
+        When ``jobs`` is neither None nor a positive integer (the message calls it ``name``).
     """
     if jobs is None:
         try:
@@ -36,5 +36,5 @@ def resolve_jobs(jobs):
         except AttributeError:  # no CPU affinity on this platform (macOS)
             return os.cpu_count() or 1
     if isinstance(jobs, bool) or not isinstance(jobs, numbers.Integral) or jobs < 1:
-        raise HwlenetError(f"jobs must be a positive integer or None, not {jobs!r}")
+        raise HwlenetError(f"{name} must be a positive integer or None, not {jobs!r}")
     return int(jobs)

@@ -34,6 +34,8 @@ def test_a_given_count_is_kept(jobs):
 def test_a_bad_count_is_refused(jobs):
     with pytest.raises(HwlenetError, match="jobs must be a positive integer or None"):
         resolve_jobs(jobs)
+    with pytest.raises(HwlenetError, match="^workers must be a positive integer or None"):
+        resolve_jobs(jobs, "workers")
 
 
 @pytest.mark.parametrize("simulator,jobs,images,expected", [

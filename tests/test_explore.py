@@ -293,3 +293,9 @@ def test_cli_runs_on_an_existing_scheduler_and_reuses_its_cache(tmp_path):
     assert all(row["test_images"] == 40 and row["accuracy"] is not None for row in rows)
     table = (tmp_path / "out" / "results.csv").read_text().splitlines()
     assert len(table) == 3 and (tmp_path / "out" / "pareto.png").is_file()
+
+
+@pytest.mark.parametrize("workers", [0, -1, True, 2.0])
+def test_start_client_refuses_a_bad_worker_count(workers):
+    with pytest.raises(HwlenetError, match="workers must be a positive integer or None"):
+        start_client(workers=workers)

@@ -43,9 +43,7 @@ def start_client(scheduler=None, workers=None):
         except (OSError, TimeoutError, ValueError) as error:
             raise HwlenetError(f"cannot connect to the Dask scheduler at {scheduler}: "
                                f"{error}") from None
-    if workers is not None and (not isinstance(workers, int) or workers < 1):
-        raise HwlenetError(f"workers must be a positive integer, not {workers!r}")
-    cluster = LocalCluster(n_workers=resolve_jobs(workers), threads_per_worker=1,
+    cluster = LocalCluster(n_workers=resolve_jobs(workers, "workers"), threads_per_worker=1,
                            processes=True, dashboard_address=":0", silence_logs=logging.ERROR)
     return Client(cluster), cluster
 
